@@ -1,0 +1,2 @@
+//! SQLite store (placeholder)
+pub struct SqliteStore;
