@@ -6,7 +6,8 @@ mod parser;
 
 pub use parser::{
     parse_experiment_filter, parse_experiment_order_by, parse_logged_model_filter,
-    parse_logged_model_order_by, parse_run_filter, parse_run_order_by,
+    parse_logged_model_order_by, parse_logged_model_order_by_field, parse_run_filter,
+    parse_run_order_by,
 };
 
 /// What a filter or order-by key refers to.

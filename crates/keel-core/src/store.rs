@@ -152,6 +152,8 @@ pub trait TrackingStore: Send + Sync + 'static {
         status: LoggedModelStatus,
     ) -> Result<LoggedModel>;
     async fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<()>;
+    /// Adds params to a logged model; like run params, a logged value never changes.
+    async fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()>;
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn delete_logged_model(&self, model_id: &str) -> Result<()>;
     async fn search_logged_models(&self, search: &LoggedModelSearch) -> Result<Page<LoggedModel>>;

@@ -1,1 +1,72 @@
-//! placeholder
+//! Keel's HTTP layer: the only crate that knows axum. `app()` builds the
+//! router of every service so tests can call it in process; `serve()` binds it.
+
+mod artifacts_routes;
+pub mod error;
+pub mod extract;
+mod logged_model_routes;
+mod meta_routes;
+mod run_artifacts;
+pub mod security;
+mod tracking_routes;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Router;
+use keel_artifacts::ArtifactStore;
+use keel_core::ErrorCode;
+use keel_tracking::TrackingService;
+
+use crate::error::ApiError;
+pub use crate::security::AllowedHosts;
+
+/// Shared state of every handler: services over `Arc<dyn ...>` stores.
+#[derive(Clone)]
+pub struct AppState {
+    pub tracking: TrackingService,
+    pub artifacts: Arc<dyn ArtifactStore>,
+}
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub allowed_hosts: AllowedHosts,
+    /// Largest JSON request body accepted (artifact uploads stream and are exempt).
+    pub max_json_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions { allowed_hosts: AllowedHosts::loopback(), max_json_body_bytes: 32 * 1024 * 1024 }
+    }
+}
+
+/// The whole HTTP API of `keel server`.
+pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    let mlflow = tracking_routes::routes().merge(logged_model_routes::routes());
+    let api = Router::new()
+        .nest("/api/2.0/mlflow", mlflow.clone())
+        .nest("/ajax-api/2.0/mlflow", mlflow)
+        .merge(meta_routes::routes())
+        .layer(DefaultBodyLimit::max(options.max_json_body_bytes))
+        .with_state(state.clone());
+    Router::new()
+        .merge(api)
+        .merge(artifacts_routes::artifact_routes(state.artifacts.clone()))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(options.allowed_hosts.clone()),
+            security::check_host,
+        ))
+}
+
+async fn not_found(uri: Uri) -> impl IntoResponse {
+    ApiError::with_status(
+        StatusCode::NOT_FOUND,
+        ErrorCode::EndpointNotFound,
+        format!("no endpoint at {}", uri.path()),
+    )
+}

@@ -1,1 +1,8 @@
-//! placeholder
+//! The tracking service: MLflow's validation rules, limits and defaults in
+//! front of an `Arc<dyn TrackingStore>`. Handlers convert wire types to domain
+//! types and call this service; the store never sees unvalidated input.
+
+pub mod service;
+pub mod validation;
+
+pub use service::TrackingService;

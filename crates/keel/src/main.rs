@@ -1,1 +1,22 @@
-fn main() {}
+//! `keel`: the one binary. Parses arguments and dispatches; errors become a
+//! message and an exit code, never a backtrace.
+
+mod cli;
+mod config;
+mod server_cmd;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Server(flags) => server_cmd::run(flags),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,2 +1,0 @@
-//! SQLite store (placeholder)
-pub struct SqliteStore;

@@ -1,0 +1,51 @@
+//! Raw command-line flags. Every flag can also come from a `KEEL_*`
+//! environment variable or the config file; `config.rs` resolves them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about = "Keel: an open MLOps platform in one binary", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Keel server: MLflow-compatible tracking API and artifact proxy
+    Server(ServerFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerFlags {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "KEEL_HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on [default: 5000]
+    #[arg(long, env = "KEEL_PORT")]
+    pub port: Option<u16>,
+
+    /// Metadata store URI, e.g. sqlite:///abs/path/keel.db [default: sqlite:///./keel-data/keel.db]
+    #[arg(long, env = "KEEL_BACKEND_STORE_URI")]
+    pub backend_store_uri: Option<String>,
+
+    /// Directory where proxied artifacts are stored [default: ./keel-data/artifacts]
+    #[arg(long, env = "KEEL_ARTIFACTS_DESTINATION")]
+    pub artifacts_destination: Option<String>,
+
+    /// Comma-separated Host header values to answer to (`*` for any, `*.example.com`
+    /// wildcards) [default: localhost, 127.0.0.1, ::1 and the --host address]
+    #[arg(long, env = "KEEL_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+
+    /// Largest JSON request body in bytes (artifact uploads are streamed and exempt) [default: 33554432]
+    #[arg(long, env = "KEEL_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+
+    /// Optional TOML config file with the same keys as the flags (snake_case)
+    #[arg(long, env = "KEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+}

@@ -1,0 +1,87 @@
+//! `keel server`: opens the stores, mounts every service and serves HTTP
+//! until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use keel_artifacts::LocalArtifactStore;
+use keel_server::{AllowedHosts, AppState, HttpOptions};
+use keel_store::SqliteStore;
+use keel_tracking::TrackingService;
+
+use crate::cli::ServerFlags;
+use crate::config::ServerConfig;
+
+/// Where experiments' artifacts live by default: the server's own proxy.
+const DEFAULT_ARTIFACT_ROOT: &str = "mlflow-artifacts:";
+
+pub fn run(flags: ServerFlags) -> Result<()> {
+    let config = ServerConfig::resolve(flags)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServerConfig) -> Result<()> {
+    let sqlite_uri = format!("sqlite://{}", config.sqlite_path.display());
+    let store = SqliteStore::open(&sqlite_uri, DEFAULT_ARTIFACT_ROOT)
+        .await
+        .with_context(|| format!("cannot open the metadata store {}", config.sqlite_path.display()))?;
+    let artifacts = LocalArtifactStore::new(&config.artifacts_destination).with_context(|| {
+        format!("cannot use the artifact directory {}", config.artifacts_destination.display())
+    })?;
+    let state = AppState {
+        tracking: TrackingService::new(Arc::new(store)),
+        artifacts: Arc::new(artifacts),
+    };
+    let options = HttpOptions {
+        allowed_hosts: AllowedHosts::new(config.allowed_hosts.clone()),
+        max_json_body_bytes: config.max_request_bytes,
+    };
+    let app = keel_server::app(state, &options);
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (is another server using the port? try --port)"))?;
+    let local = listener.local_addr().context("cannot read the listening address")?;
+    let shown_host = if local.is_ipv6() { format!("[{}]", local.ip()) } else { local.ip().to_string() };
+    println!("keel {} listening on http://{}:{}", env!("CARGO_PKG_VERSION"), shown_host, local.port());
+    println!("  metadata:  sqlite://{}", config.sqlite_path.display());
+    println!("  artifacts: {}", config.artifacts_destination.display());
+    println!("  allowed hosts: {}", config.allowed_hosts.join(", "));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
