@@ -7,3 +7,4 @@
 
 pub mod json;
 pub mod mlflow;
+pub mod registry;

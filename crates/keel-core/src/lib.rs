@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod page;
+pub mod registry;
 pub mod search;
 pub mod store;
 pub mod tracking;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod logged_model_routes;
 mod meta_routes;
+mod registry_routes;
 mod run_artifacts;
 pub mod security;
 mod tracking_routes;
@@ -18,7 +19,7 @@ use axum::response::IntoResponse;
 use axum::Router;
 use keel_artifacts::ArtifactStore;
 use keel_core::ErrorCode;
-use keel_tracking::TrackingService;
+use keel_tracking::{RegistryService, TrackingService};
 
 use crate::error::ApiError;
 pub use crate::security::AllowedHosts;
@@ -27,6 +28,7 @@ pub use crate::security::AllowedHosts;
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: TrackingService,
+    pub registry: RegistryService,
     pub artifacts: Arc<dyn ArtifactStore>,
 }
 
@@ -46,7 +48,9 @@ impl Default for HttpOptions {
 
 /// The whole HTTP API of `keel server`.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
-    let mlflow = tracking_routes::routes().merge(logged_model_routes::routes());
+    let mlflow = tracking_routes::routes()
+        .merge(logged_model_routes::routes())
+        .merge(registry_routes::routes());
     let api = Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)

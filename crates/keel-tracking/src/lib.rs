@@ -2,7 +2,9 @@
 //! front of an `Arc<dyn TrackingStore>`. Handlers convert wire types to domain
 //! types and call this service; the store never sees unvalidated input.
 
+pub mod registry;
 pub mod service;
 pub mod validation;
 
+pub use registry::RegistryService;
 pub use service::TrackingService;

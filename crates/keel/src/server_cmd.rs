@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use keel_artifacts::LocalArtifactStore;
 use keel_server::{AllowedHosts, AppState, HttpOptions};
 use keel_store::SqliteStore;
-use keel_tracking::TrackingService;
+use keel_tracking::{RegistryService, TrackingService};
 
 use crate::cli::ServerFlags;
 use crate::config::ServerConfig;
@@ -41,6 +41,7 @@ async fn serve(config: ServerConfig) -> Result<()> {
     })?;
     let state = AppState {
         tracking: TrackingService::new(Arc::new(store)),
+        registry: RegistryService::default(),
         artifacts: Arc::new(artifacts),
     };
     let options = HttpOptions {

@@ -44,18 +44,7 @@ pub(super) async fn create(store: &SqliteStore, new_model: &NewLoggedModel) -> R
     .execute(&mut *tx)
     .await
     .db(&context)?;
-    for param in &new_model.params {
-        sqlx::query(
-            "INSERT INTO logged_model_params (model_id, key, value) VALUES (?, ?, ?)
-             ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(&model_id)
-        .bind(&param.key)
-        .bind(&param.value)
-        .execute(&mut *tx)
-        .await
-        .db(&context)?;
-    }
+    insert_params(&mut tx, &model_id, &new_model.params).await?;
     upsert_tags(&mut tx, &model_id, &new_model.tags).await?;
     let model = load(&mut tx, std::slice::from_ref(&model_id))
         .await?
@@ -135,6 +124,49 @@ pub(super) async fn set_tags(store: &SqliteStore, model_id: &str, tags: &[Tag]) 
     require_exists(&mut tx, model_id).await?;
     upsert_tags(&mut tx, model_id, tags).await?;
     tx.commit().await.db(&context)
+}
+
+/// Adds params; a key already logged with another value fails them all.
+pub(super) async fn log_params(store: &SqliteStore, model_id: &str, params: &[Param]) -> Result<()> {
+    let context = format!("log params to logged model {model_id}");
+    let mut tx = store.begin_write(&context).await?;
+    require_exists(&mut tx, model_id).await?;
+    insert_params(&mut tx, model_id, params).await?;
+    tx.commit().await.db(&context)
+}
+
+async fn insert_params(conn: &mut SqliteConnection, model_id: &str, params: &[Param]) -> Result<()> {
+    for param in params {
+        let logged: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM logged_model_params WHERE model_id = ? AND key = ?",
+        )
+        .bind(model_id)
+        .bind(&param.key)
+        .fetch_optional(&mut *conn)
+        .await
+        .db("read logged model params")?;
+        match logged {
+            Some(old_value) if old_value != param.value => {
+                return Err(KeelError::invalid(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged \
+                     with value='{old_value}' for logged model ID='{model_id}'. Attempted logging \
+                     new value '{}'.",
+                    param.key, param.value
+                )));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT INTO logged_model_params (model_id, key, value) VALUES (?, ?, ?)")
+                    .bind(model_id)
+                    .bind(&param.key)
+                    .bind(&param.value)
+                    .execute(&mut *conn)
+                    .await
+                    .db("log logged model params")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn delete_tag(store: &SqliteStore, model_id: &str, key: &str) -> Result<()> {

@@ -297,6 +297,10 @@ impl TrackingStore for SqliteStore {
         logged_models::set_tags(self, model_id, tags).await
     }
 
+    async fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()> {
+        logged_models::log_params(self, model_id, params).await
+    }
+
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
         logged_models::delete_tag(self, model_id, key).await
     }

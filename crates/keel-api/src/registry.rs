@@ -1,0 +1,1 @@
+//! MLflow model registry wire types (placeholder: the registry engineer fills this in).

@@ -1,0 +1,1 @@
+//! Model registry entities and the `RegistryStore` trait (placeholder: the registry engineer fills this in).
