@@ -90,7 +90,11 @@ pub async fn read_all(store: &dyn ArtifactStore, raw_path: &str) -> Vec<u8> {
     while let Some(chunk) = chunks.next().await {
         content.extend_from_slice(&chunk.expect("download stream does not fail"));
     }
-    assert_eq!(content.len() as u64, expected_len, "announced size of {raw_path}");
+    assert_eq!(
+        content.len() as u64,
+        expected_len,
+        "announced size of {raw_path}"
+    );
     content
 }
 
@@ -144,7 +148,9 @@ pub async fn put_replaces_an_existing_file(store: &dyn ArtifactStore) {
 }
 
 pub async fn put_streams_many_chunks(store: &dyn ArtifactStore) {
-    let content: Vec<u8> = (0..4 * 1024 * 1024u32).map(|idx| (idx % 251) as u8).collect();
+    let content: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|idx| (idx % 251) as u8)
+        .collect();
     let written = store
         .put(&path("big/blob.bin"), body_in_chunks(&content, 64 * 1024))
         .await
@@ -218,14 +224,24 @@ pub async fn failed_upload_leaves_nothing_behind(store: &dyn ArtifactStore) {
         .await
         .expect_err("broken body");
     assert_eq!(err.code, ErrorCode::BadRequest);
-    assert_eq!(store.stat(&path("new/nested/dir/file.bin")).await.ok(), Some(None));
-    assert_eq!(list(store, "").await, Vec::new(), "no directory is left behind");
+    assert_eq!(
+        store.stat(&path("new/nested/dir/file.bin")).await.ok(),
+        Some(None)
+    );
+    assert_eq!(
+        list(store, "").await,
+        Vec::new(),
+        "no directory is left behind"
+    );
 }
 
 pub async fn failed_upload_keeps_the_previous_content(store: &dyn ArtifactStore) {
     put(store, "keep/me.txt", b"original").await;
     store
-        .put(&path("keep/me.txt"), broken_body(b"replacement that never finishes"))
+        .put(
+            &path("keep/me.txt"),
+            broken_body(b"replacement that never finishes"),
+        )
         .await
         .expect_err("broken body");
     assert_eq!(read_all(store, "keep/me.txt").await, b"original");
@@ -263,7 +279,10 @@ pub async fn put_over_a_directory_is_invalid(store: &dyn ArtifactStore) {
 pub async fn delete_removes_a_file(store: &dyn ArtifactStore) {
     put(store, "x/gone.txt", b"1").await;
     put(store, "x/stays.txt", b"2").await;
-    store.delete(&path("x/gone.txt")).await.expect("delete succeeds");
+    store
+        .delete(&path("x/gone.txt"))
+        .await
+        .expect("delete succeeds");
     assert_eq!(list(store, "x").await, vec![file("x/stays.txt", 1)]);
 }
 
@@ -271,7 +290,10 @@ pub async fn delete_removes_a_directory_tree(store: &dyn ArtifactStore) {
     put(store, "tree/a/b/c.txt", b"1").await;
     put(store, "tree/a/d.txt", b"2").await;
     put(store, "sibling.txt", b"3").await;
-    store.delete(&path("tree/a")).await.expect("delete succeeds");
+    store
+        .delete(&path("tree/a"))
+        .await
+        .expect("delete succeeds");
     assert_eq!(list(store, "tree").await, Vec::new());
     assert_eq!(store.stat(&path("tree/a/b/c.txt")).await.ok(), Some(None));
     assert_eq!(read_all(store, "sibling.txt").await, b"3");
@@ -296,11 +318,18 @@ pub async fn delete_of_the_root_is_refused(store: &dyn ArtifactStore) {
 
 pub async fn stat_and_exists_describe_what_is_there(store: &dyn ArtifactStore) {
     put(store, "s/file.txt", b"12345").await;
-    let stat = |raw: &'static str| async move { store.stat(&path(raw)).await.expect("stat succeeds") };
-    assert_eq!(stat("s/file.txt").await, Some(ArtifactStat::File { size: 5 }));
+    let stat =
+        |raw: &'static str| async move { store.stat(&path(raw)).await.expect("stat succeeds") };
+    assert_eq!(
+        stat("s/file.txt").await,
+        Some(ArtifactStat::File { size: 5 })
+    );
     assert_eq!(stat("s").await, Some(ArtifactStat::Directory));
     assert_eq!(stat("").await, Some(ArtifactStat::Directory));
     assert_eq!(stat("s/missing").await, None);
-    assert!(store.exists(&path("s/file.txt")).await.expect("exists succeeds"));
+    assert!(store
+        .exists(&path("s/file.txt"))
+        .await
+        .expect("exists succeeds"));
     assert!(!store.exists(&path("nope")).await.expect("exists succeeds"));
 }

@@ -13,7 +13,5 @@ mod store;
 pub mod conformance;
 
 pub use local::LocalArtifactStore;
-pub use safe_path::{
-    RelativeArtifactPath, MAX_COMPONENT_BYTES, MAX_DECODE_ROUNDS, MAX_PATH_BYTES,
-};
+pub use safe_path::{RelativeArtifactPath, MAX_COMPONENT_BYTES, MAX_DECODE_ROUNDS, MAX_PATH_BYTES};
 pub use store::{ArtifactDownload, ArtifactStat, ArtifactStore, ByteStream, FileInfo};

@@ -484,7 +484,11 @@ mod tests {
     async fn symlink_out_of_the_root_is_refused_for_writing() {
         let (_dir, store, outside) = store_with_escaping_symlinks();
         assert_escape_rejected(store.put(&path("escape/planted.txt"), body(b"x")).await);
-        assert_escape_rejected(store.put(&path("escape/new/dir/planted.txt"), body(b"x")).await);
+        assert_escape_rejected(
+            store
+                .put(&path("escape/new/dir/planted.txt"), body(b"x"))
+                .await,
+        );
         assert!(!outside.join("planted.txt").exists());
         assert!(!outside.join("new").exists());
         assert_eq!(
@@ -502,7 +506,10 @@ mod tests {
 
         // Deleting the link itself removes the link, never what it points to.
         store.delete(&path("escape")).await.expect("link removed");
-        store.delete(&path("escape_file")).await.expect("link removed");
+        store
+            .delete(&path("escape_file"))
+            .await
+            .expect("link removed");
         assert!(!store.root().join("escape").exists());
         assert_eq!(
             std::fs::read(outside.join("secret.txt")).expect("secret still there"),
@@ -568,7 +575,13 @@ mod tests {
             .expect_err("broken body");
         let names: Vec<String> = std::fs::read_dir(store.root().join("d"))
             .expect("dir readable")
-            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(names, vec!["existing.txt".to_owned()]);
     }
@@ -609,7 +622,10 @@ mod tests {
             .status()
             .expect("mkfifo runs");
         assert!(status.success());
-        let err = store.get(&path("pipe")).await.expect_err("not a regular file");
+        let err = store
+            .get(&path("pipe"))
+            .await
+            .expect_err("not a regular file");
         assert_eq!(err.code, ErrorCode::InvalidParameterValue);
     }
 

@@ -123,7 +123,9 @@ impl RelativeArtifactPath {
 
     /// The components from the root down; none for the root.
     pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.normalized.split('/').filter(|component| !component.is_empty())
+        self.normalized
+            .split('/')
+            .filter(|component| !component.is_empty())
     }
 
     /// The last component; `None` for the root.
@@ -237,7 +239,10 @@ fn forbidden_component(component: &str) -> Option<&'static str> {
     if component == ".." {
         return Some("'..' components are not allowed; give a path inside the artifact root");
     }
-    if component.chars().all(|character| character == '.' || character == ' ') {
+    if component
+        .chars()
+        .all(|character| character == '.' || character == ' ')
+    {
         return Some("components made only of dots and spaces are not allowed");
     }
     if has_drive_prefix(component) {
@@ -357,9 +362,15 @@ mod tests {
     #[test]
     fn join_validates_the_child() {
         let base = RelativeArtifactPath::parse("runs/1").expect("valid path");
-        assert_eq!(base.join("model/x").expect("valid child").as_str(), "runs/1/model/x");
         assert_eq!(
-            RelativeArtifactPath::root().join("x").expect("valid child").as_str(),
+            base.join("model/x").expect("valid child").as_str(),
+            "runs/1/model/x"
+        );
+        assert_eq!(
+            RelativeArtifactPath::root()
+                .join("x")
+                .expect("valid child")
+                .as_str(),
             "x"
         );
         assert!(base.join("../2").is_err());
@@ -417,21 +428,38 @@ mod tests {
 
     #[test]
     fn absolute_paths_are_rejected() {
-        for raw in ["/etc/passwd", "//server/share", "%2fetc%2fpasswd", "%252fetc"] {
+        for raw in [
+            "/etc/passwd",
+            "//server/share",
+            "%2fetc%2fpasswd",
+            "%252fetc",
+        ] {
             assert_rejected(raw, "absolute paths are not allowed");
         }
     }
 
     #[test]
     fn windows_drive_letters_are_rejected() {
-        for raw in ["C:/Windows/win.ini", "c:", "C:foo", "a/D:/b", "%43%3a/x", "C%3a/x"] {
+        for raw in [
+            "C:/Windows/win.ini",
+            "c:",
+            "C:foo",
+            "a/D:/b",
+            "%43%3a/x",
+            "C%3a/x",
+        ] {
             assert_rejected(raw, "windows drive letters are not allowed");
         }
     }
 
     #[test]
     fn uri_schemes_are_rejected() {
-        for raw in ["file:///etc/passwd", "file:/etc", "s3://bucket/key", "mlflow-artifacts:/x"] {
+        for raw in [
+            "file:///etc/passwd",
+            "file:/etc",
+            "s3://bucket/key",
+            "mlflow-artifacts:/x",
+        ] {
             assert_rejected(raw, "uri schemes are not allowed");
         }
     }
@@ -492,7 +520,10 @@ mod tests {
     fn overlong_paths_are_rejected() {
         let long_component = "a".repeat(MAX_COMPONENT_BYTES + 1);
         assert_rejected(&long_component, "longer than 255 bytes");
-        assert_accepted(&"a".repeat(MAX_COMPONENT_BYTES), &"a".repeat(MAX_COMPONENT_BYTES));
+        assert_accepted(
+            &"a".repeat(MAX_COMPONENT_BYTES),
+            &"a".repeat(MAX_COMPONENT_BYTES),
+        );
 
         let long_path = vec!["abcdefgh"; MAX_PATH_BYTES / 8].join("/");
         assert_rejected(&long_path, "longer than 4096 bytes");

@@ -23,10 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::TryStreamExt;
+use keel_api::mlflow::{ErrorResponse, FileInfo as FileInfoJson};
 use keel_artifacts::{ArtifactStore, FileInfo, RelativeArtifactPath};
 use keel_core::KeelError;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
 
 type SharedStore = Arc<dyn ArtifactStore>;
 
@@ -73,9 +76,7 @@ pub fn artifact_routes(store: SharedStore) -> Router {
                 get(presigned_download_unsupported),
             );
     }
-    router
-        .layer(DefaultBodyLimit::disable())
-        .with_state(store)
+    router.layer(DefaultBodyLimit::disable()).with_state(store)
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,29 +84,22 @@ struct ListArtifactsQuery {
     path: Option<String>,
 }
 
-/// `ListArtifacts.Response` as MLflow serializes it: an empty list is left out entirely.
+/// `mlflow.artifacts.ListArtifacts.Response` as MLflow serializes it: unlike the tracking
+/// API's, it has no `root_uri`, and an empty list is left out entirely (`{}`).
 #[derive(Debug, Serialize)]
-struct ListArtifactsResponse {
+struct ProxyListArtifactsResponse {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     files: Vec<FileInfoJson>,
 }
 
-#[derive(Debug, Serialize)]
-struct FileInfoJson {
-    path: String,
-    is_dir: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_size: Option<u64>,
-}
-
-impl FileInfoJson {
-    /// MLflow's proxy answers with names relative to the listed directory.
-    fn from_domain(info: &FileInfo) -> Self {
-        FileInfoJson {
-            path: info.name().to_owned(),
-            is_dir: info.is_dir,
-            file_size: info.file_size,
-        }
+/// MLflow's proxy answers with names relative to the listed directory.
+fn proxy_file_info(info: &FileInfo) -> FileInfoJson {
+    FileInfoJson {
+        path: info.name().to_owned(),
+        is_dir: info.is_dir,
+        file_size: info
+            .file_size
+            .map(|size| i64::try_from(size).unwrap_or(i64::MAX)),
     }
 }
 
@@ -116,7 +110,7 @@ struct EmptyResponse {}
 async fn list_artifacts(
     State(store): State<SharedStore>,
     query: Result<Query<ListArtifactsQuery>, QueryRejection>,
-) -> Result<Json<ListArtifactsResponse>, ArtifactApiError> {
+) -> ApiResult<Json<ProxyListArtifactsResponse>> {
     let Query(query) = query.map_err(|rejection| {
         KeelError::invalid(format!(
             "invalid query string: {}",
@@ -126,15 +120,15 @@ async fn list_artifacts(
     // No `path` and `path=` both mean the root, as in MLflow.
     let dir = RelativeArtifactPath::parse(query.path.as_deref().unwrap_or(""))?;
     let files = store.list(&dir).await?;
-    Ok(Json(ListArtifactsResponse {
-        files: files.iter().map(FileInfoJson::from_domain).collect(),
+    Ok(Json(ProxyListArtifactsResponse {
+        files: files.iter().map(proxy_file_info).collect(),
     }))
 }
 
 async fn download_artifact(
     State(store): State<SharedStore>,
     artifact_path: Result<Path<String>, PathRejection>,
-) -> Result<Response, ArtifactApiError> {
+) -> ApiResult<Response> {
     let artifact_path = validated_path(artifact_path)?;
     let download = store.get(&artifact_path).await?;
     let file_name = artifact_path.file_name().unwrap_or("artifact");
@@ -142,11 +136,14 @@ async fn download_artifact(
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, guess_mime_type(file_name))
         .header(header::CONTENT_LENGTH, download.size)
-        .header(header::CONTENT_DISPOSITION, attachment_disposition(file_name))
+        .header(
+            header::CONTENT_DISPOSITION,
+            attachment_disposition(file_name),
+        )
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(Body::from_stream(download.stream))
         .map_err(|err| {
-            ArtifactApiError(KeelError::internal(format!(
+            ApiError::from(KeelError::internal(format!(
                 "could not build the download response: {err}"
             )))
         })
@@ -156,7 +153,7 @@ async fn upload_artifact(
     State(store): State<SharedStore>,
     artifact_path: Result<Path<String>, PathRejection>,
     body: Body,
-) -> Result<Json<EmptyResponse>, ArtifactApiError> {
+) -> ApiResult<Json<EmptyResponse>> {
     let artifact_path = validated_path(artifact_path)?;
     let chunks = body.into_data_stream().map_err(io::Error::other);
     store.put(&artifact_path, Box::pin(chunks)).await?;
@@ -166,7 +163,7 @@ async fn upload_artifact(
 async fn delete_artifact(
     State(store): State<SharedStore>,
     artifact_path: Result<Path<String>, PathRejection>,
-) -> Result<Json<EmptyResponse>, ArtifactApiError> {
+) -> ApiResult<Json<EmptyResponse>> {
     let artifact_path = validated_path(artifact_path)?;
     store.delete(&artifact_path).await?;
     Ok(Json(EmptyResponse {}))
@@ -174,14 +171,14 @@ async fn delete_artifact(
 
 async fn multipart_upload_unsupported(
     artifact_path: Result<Path<String>, PathRejection>,
-) -> Result<Response, ArtifactApiError> {
+) -> ApiResult<Response> {
     validated_path(artifact_path)?;
     Ok(not_implemented(MULTIPART_UPLOAD_UNSUPPORTED))
 }
 
 async fn presigned_download_unsupported(
     artifact_path: Result<Path<String>, PathRejection>,
-) -> Result<Response, ArtifactApiError> {
+) -> ApiResult<Response> {
     validated_path(artifact_path)?;
     Ok(not_implemented(PRESIGNED_DOWNLOAD_UNSUPPORTED))
 }
@@ -189,7 +186,7 @@ async fn presigned_download_unsupported(
 /// Axum has percent-decoded the path once; `RelativeArtifactPath` peels any further layers.
 fn validated_path(
     artifact_path: Result<Path<String>, PathRejection>,
-) -> Result<RelativeArtifactPath, ArtifactApiError> {
+) -> ApiResult<RelativeArtifactPath> {
     let Path(raw) = artifact_path.map_err(|rejection| {
         KeelError::invalid(format!(
             "invalid artifact path: {}",
@@ -203,9 +200,31 @@ fn validated_path(
 /// `text/plain`, a few common types are recognized, everything else is binary.
 fn guess_mime_type(file_name: &str) -> &'static str {
     const TEXT_EXTENSIONS: &[&str] = &[
-        "txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon",
-        "toml", "yaml", "yml", "xml", "json", "js", "py", "py3", "csv", "tsv", "md", "rst",
-        "MLmodel", "MLproject",
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "MLmodel",
+        "MLproject",
     ];
     let extension = match file_name.rsplit_once('.') {
         Some((_, extension)) if !extension.is_empty() => extension,
@@ -252,9 +271,9 @@ const FILENAME_ATTR_CHARS: &AsciiSet = &NON_ALPHANUMERIC
 /// `attachment; filename=NAME` as MLflow sends it when the name is a plain token; otherwise
 /// an ASCII fallback plus the exact name in RFC 5987 form, so any name makes a valid header.
 fn attachment_disposition(file_name: &str) -> HeaderValue {
-    let is_token = file_name.bytes().all(|byte| {
-        byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte)
-    });
+    let is_token = file_name
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte));
     let value = if is_token {
         format!("attachment; filename={file_name}")
     } else {
@@ -276,32 +295,14 @@ fn attachment_disposition(file_name: &str) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// `NOT_IMPLEMENTED` has no `keel_core::ErrorCode`: only this proxy answers it.
+/// MLflow's `NOT_IMPLEMENTED` (501), which has no `keel_core::ErrorCode`: only this proxy
+/// answers it.
 fn not_implemented(message: &str) -> Response {
-    error_response(StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED", message)
-}
-
-fn error_response(status: StatusCode, error_code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error_code": error_code, "message": message });
-    (status, Json(body)).into_response()
-}
-
-/// A [`KeelError`] answered in MLflow's error shape.
-#[derive(Debug)]
-struct ArtifactApiError(KeelError);
-
-impl From<KeelError> for ArtifactApiError {
-    fn from(err: KeelError) -> Self {
-        ArtifactApiError(err)
-    }
-}
-
-impl IntoResponse for ArtifactApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        error_response(status, self.0.code.as_str(), &self.0.message)
-    }
+    let body = ErrorResponse {
+        error_code: "NOT_IMPLEMENTED".to_owned(),
+        message: message.to_owned(),
+    };
+    (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
 }
 
 #[cfg(test)]
@@ -362,7 +363,13 @@ mod tests {
         fn entries_beside_root(&self) -> Vec<String> {
             let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
                 .expect("readable")
-                .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+                .map(|entry| {
+                    entry
+                        .expect("entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect();
             names.sort();
             names
@@ -408,10 +415,18 @@ mod tests {
     async fn upload_list_download_delete_round_trip() {
         let server = TestServer::new();
         let content: Vec<u8> = (0..300_000u32).map(|idx| (idx % 256) as u8).collect();
-        assert_ok_empty_json(server.put(&format!("{ARTIFACTS}/1/run/artifacts/model.bin"), &content).await)
-            .await;
-        assert_ok_empty_json(server.put(&format!("{ARTIFACTS}/1/run/artifacts/sub/notes.txt"), b"hi").await)
-            .await;
+        assert_ok_empty_json(
+            server
+                .put(&format!("{ARTIFACTS}/1/run/artifacts/model.bin"), &content)
+                .await,
+        )
+        .await;
+        assert_ok_empty_json(
+            server
+                .put(&format!("{ARTIFACTS}/1/run/artifacts/sub/notes.txt"), b"hi")
+                .await,
+        )
+        .await;
 
         let listing = server
             .get(&format!("{ARTIFACTS}?path=1/run/artifacts"))
@@ -432,8 +447,12 @@ mod tests {
         assert_eq!(header(&download, header::CONTENT_LENGTH), "300000");
         assert_eq!(body_bytes(download).await, content);
 
-        assert_ok_empty_json(server.delete(&format!("{ARTIFACTS}/1/run/artifacts/model.bin")).await)
-            .await;
+        assert_ok_empty_json(
+            server
+                .delete(&format!("{ARTIFACTS}/1/run/artifacts/model.bin"))
+                .await,
+        )
+        .await;
         let missing = server
             .get(&format!("{ARTIFACTS}/1/run/artifacts/model.bin"))
             .await;
@@ -443,13 +462,15 @@ mod tests {
     #[tokio::test]
     async fn ajax_prefix_serves_the_same_artifacts() {
         let server = TestServer::new();
-        assert_ok_empty_json(server.put("/ajax-api/2.0/mlflow-artifacts/artifacts/a.txt", b"x").await)
-            .await;
+        assert_ok_empty_json(
+            server
+                .put("/ajax-api/2.0/mlflow-artifacts/artifacts/a.txt", b"x")
+                .await,
+        )
+        .await;
         let download = server.get(&format!("{ARTIFACTS}/a.txt")).await;
         assert_eq!(body_bytes(download).await, b"x");
-        let listing = server
-            .get("/ajax-api/2.0/mlflow-artifacts/artifacts")
-            .await;
+        let listing = server.get("/ajax-api/2.0/mlflow-artifacts/artifacts").await;
         assert_eq!(
             body_json(listing).await,
             json!({"files": [{"path": "a.txt", "is_dir": false, "file_size": 1}]})
@@ -492,10 +513,18 @@ mod tests {
     #[tokio::test]
     async fn download_is_an_attachment_with_a_guessed_type() {
         let server = TestServer::new();
-        server.put(&format!("{ARTIFACTS}/m/MLmodel"), b"flavors: {}").await;
-        server.put(&format!("{ARTIFACTS}/m/weights.pkl"), b"\x80\x04").await;
-        server.put(&format!("{ARTIFACTS}/m/plot.png"), b"\x89PNG").await;
-        server.put(&format!("{ARTIFACTS}/m/my%20r%C3%A9sum%C3%A9.txt"), b"cv").await;
+        server
+            .put(&format!("{ARTIFACTS}/m/MLmodel"), b"flavors: {}")
+            .await;
+        server
+            .put(&format!("{ARTIFACTS}/m/weights.pkl"), b"\x80\x04")
+            .await;
+        server
+            .put(&format!("{ARTIFACTS}/m/plot.png"), b"\x89PNG")
+            .await;
+        server
+            .put(&format!("{ARTIFACTS}/m/my%20r%C3%A9sum%C3%A9.txt"), b"cv")
+            .await;
 
         let cases = [
             ("m/MLmodel", "text/plain", "attachment; filename=MLmodel"),
@@ -504,14 +533,22 @@ mod tests {
             (
                 "m/my%20r%C3%A9sum%C3%A9.txt",
                 "text/plain",
-                "attachment; filename=\"my_r__sum__.txt\"; filename*=UTF-8''my%20r%C3%A9sum%C3%A9.txt",
+                "attachment; filename=\"my_r_sum_.txt\"; filename*=UTF-8''my%20r%C3%A9sum%C3%A9.txt",
             ),
         ];
         for (path, content_type, disposition) in cases {
             let download = server.get(&format!("{ARTIFACTS}/{path}")).await;
             assert_eq!(download.status(), StatusCode::OK, "{path}");
-            assert_eq!(header(&download, header::CONTENT_TYPE), content_type, "{path}");
-            assert_eq!(header(&download, header::CONTENT_DISPOSITION), disposition, "{path}");
+            assert_eq!(
+                header(&download, header::CONTENT_TYPE),
+                content_type,
+                "{path}"
+            );
+            assert_eq!(
+                header(&download, header::CONTENT_DISPOSITION),
+                disposition,
+                "{path}"
+            );
             assert_eq!(header(&download, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
         }
     }
@@ -553,15 +590,30 @@ mod tests {
                 "INVALID_PARAMETER_VALUE",
             )
             .await;
-            assert!(message.starts_with("invalid artifact path"), "{attempt}: {message}");
-            assert_error(server.get(&uri).await, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
-                .await;
-            assert_error(server.delete(&uri).await, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
-                .await;
+            assert!(
+                message.starts_with("invalid artifact path"),
+                "{attempt}: {message}"
+            );
+            assert_error(
+                server.get(&uri).await,
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+            )
+            .await;
+            assert_error(
+                server.delete(&uri).await,
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+            )
+            .await;
         }
         assert_eq!(server.entries_beside_root(), vec!["root".to_owned()]);
         let root_listing = server.get(ARTIFACTS).await;
-        assert_eq!(body_json(root_listing).await, json!({}), "nothing written inside either");
+        assert_eq!(
+            body_json(root_listing).await,
+            json!({}),
+            "nothing written inside either"
+        );
     }
 
     #[tokio::test]
@@ -577,9 +629,18 @@ mod tests {
     async fn delete_with_a_trailing_slash_removes_the_directory() {
         // MLflow's client deletes a run's artifacts with `DELETE <root>/` (posixpath.join).
         let server = TestServer::new();
-        server.put(&format!("{ARTIFACTS}/1/run/artifacts/a.txt"), b"a").await;
-        server.put(&format!("{ARTIFACTS}/1/run/artifacts/b/c.txt"), b"c").await;
-        assert_ok_empty_json(server.delete(&format!("{ARTIFACTS}/1/run/artifacts/")).await).await;
+        server
+            .put(&format!("{ARTIFACTS}/1/run/artifacts/a.txt"), b"a")
+            .await;
+        server
+            .put(&format!("{ARTIFACTS}/1/run/artifacts/b/c.txt"), b"c")
+            .await;
+        assert_ok_empty_json(
+            server
+                .delete(&format!("{ARTIFACTS}/1/run/artifacts/"))
+                .await,
+        )
+        .await;
         let listing = server.get(&format!("{ARTIFACTS}?path=1/run")).await;
         assert_eq!(body_json(listing).await, json!({}));
     }
@@ -615,7 +676,10 @@ mod tests {
         let server = TestServer::new();
         let chunks: Vec<Result<&'static [u8], io::Error>> = vec![
             Ok(b"partial"),
-            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
         ];
         let body = Body::from_stream(futures_util::stream::iter(chunks));
         let response = server
@@ -637,8 +701,12 @@ mod tests {
                     Body::from(r#"{"path": "big.bin", "num_parts": 3}"#),
                 )
                 .await;
-            let message = assert_error(response, StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED").await;
-            assert!(message.starts_with(MULTIPART_UPLOAD_UNSUPPORTED), "{message}");
+            let message =
+                assert_error(response, StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED").await;
+            assert!(
+                message.starts_with(MULTIPART_UPLOAD_UNSUPPORTED),
+                "{message}"
+            );
         }
         let response = server
             .get("/api/2.0/mlflow-artifacts/presigned/1/run/artifacts/big.bin")
