@@ -123,3 +123,28 @@ def test_deleted_logged_model_is_gone(client):
 def test_unknown_logged_model(client):
     with raises_mlflow("RESOURCE_DOES_NOT_EXIST"):
         mlflow.get_logged_model("m-" + "0" * 32)
+
+
+def test_model_loads_through_a_runs_uri(client, iris):
+    features, labels = iris
+    mlflow.set_experiment(unique_name("runs-uri"))
+    estimator = LogisticRegression(max_iter=300).fit(features, labels)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(estimator, name="model")
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    np.testing.assert_array_equal(loaded.predict(features[:5]), estimator.predict(features[:5]))
+
+
+def test_search_logged_models_pages(client):
+    experiment = mlflow.set_experiment(unique_name("logged-model-pages"))
+    created = [mlflow.initialize_logged_model(name=f"m{idx}").model_id for idx in range(5)]
+    seen, token = [], None
+    for _ in range(10):
+        page = client.search_logged_models(experiment_ids=[experiment.experiment_id], max_results=2,
+                                           page_token=token)
+        assert len(page) <= 2
+        seen.extend(m.model_id for m in page)
+        token = page.token
+        if not token:
+            break
+    assert sorted(seen) == sorted(created)

@@ -155,8 +155,16 @@ mod tests {
 
     #[test]
     fn non_finite_doubles_round_trip_as_strings() {
-        for (value, text) in [(f64::INFINITY, "\"Infinity\""), (f64::NEG_INFINITY, "\"-Infinity\"")] {
-            let json = serde_json::to_string(&Probe { value, step: None, ids: vec![] }).unwrap();
+        for (value, text) in [
+            (f64::INFINITY, "\"Infinity\""),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ] {
+            let json = serde_json::to_string(&Probe {
+                value,
+                step: None,
+                ids: vec![],
+            })
+            .unwrap();
             assert!(json.contains(text), "{json}");
             let back: Probe = serde_json::from_str(&json).unwrap();
             assert_eq!(back.value, value);
@@ -182,9 +190,11 @@ mod tests {
         ]);
         let probe: Probe = serde_json::from_value(json).unwrap();
         assert_eq!(probe.ids, vec!["a", "b"]);
-        let single: Probe =
-            serde_json::from_value(query_pairs_to_json(vec![("ids".into(), "a".into()), ("value".into(), "1".into())]))
-                .unwrap();
+        let single: Probe = serde_json::from_value(query_pairs_to_json(vec![
+            ("ids".into(), "a".into()),
+            ("value".into(), "1".into()),
+        ]))
+        .unwrap();
         assert_eq!(single.ids, vec!["a"]);
     }
 }

@@ -5,8 +5,7 @@ use keel_core::tracking as domain;
 use serde::{Deserialize, Serialize};
 
 use crate::json::{
-    deserialize_opt_f64, deserialize_opt_i64, deserialize_string_list,
-    serialize_f64,
+    deserialize_opt_f64, deserialize_opt_i64, deserialize_string_list, serialize_f64,
 };
 
 // ---------------------------------------------------------------- entities
@@ -21,13 +20,19 @@ pub struct KeyValue {
 
 impl From<&domain::Tag> for KeyValue {
     fn from(tag: &domain::Tag) -> Self {
-        KeyValue { key: Some(tag.key.clone()), value: Some(tag.value.clone()) }
+        KeyValue {
+            key: Some(tag.key.clone()),
+            value: Some(tag.value.clone()),
+        }
     }
 }
 
 impl From<&domain::Param> for KeyValue {
     fn from(param: &domain::Param) -> Self {
-        KeyValue { key: Some(param.key.clone()), value: Some(param.value.clone()) }
+        KeyValue {
+            key: Some(param.key.clone()),
+            value: Some(param.value.clone()),
+        }
     }
 }
 
@@ -66,7 +71,11 @@ impl From<&domain::Experiment> for Experiment {
 pub struct Metric {
     #[serde(default)]
     pub key: Option<String>,
-    #[serde(default, deserialize_with = "deserialize_opt_f64", serialize_with = "ser_opt_f64")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_f64",
+        serialize_with = "ser_opt_f64"
+    )]
     pub value: Option<f64>,
     #[serde(default, deserialize_with = "deserialize_opt_i64")]
     pub timestamp: Option<i64>,
@@ -82,7 +91,10 @@ pub struct Metric {
     pub run_id: Option<String>,
 }
 
-fn ser_opt_f64<S: serde::Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+fn ser_opt_f64<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(v) => serialize_f64(v, serializer),
         None => serializer.serialize_none(),
@@ -254,7 +266,9 @@ impl From<&domain::Run> for Run {
                     .inputs
                     .model_inputs
                     .iter()
-                    .map(|m| ModelInput { model_id: Some(m.model_id.clone()) })
+                    .map(|m| ModelInput {
+                        model_id: Some(m.model_id.clone()),
+                    })
                     .collect(),
             },
             outputs: RunOutputs {
@@ -262,7 +276,10 @@ impl From<&domain::Run> for Run {
                     .outputs
                     .model_outputs
                     .iter()
-                    .map(|m| ModelOutput { model_id: Some(m.model_id.clone()), step: Some(m.step) })
+                    .map(|m| ModelOutput {
+                        model_id: Some(m.model_id.clone()),
+                        step: Some(m.step),
+                    })
                     .collect(),
             },
         }
@@ -383,7 +400,9 @@ impl ViewTypeWire {
                 "ACTIVE_ONLY" | "1" => Ok(domain::ViewType::ActiveOnly),
                 "DELETED_ONLY" | "2" => Ok(domain::ViewType::DeletedOnly),
                 "ALL" | "3" => Ok(domain::ViewType::All),
-                other => Err(format!("invalid view type '{other}': expected ACTIVE_ONLY, DELETED_ONLY or ALL")),
+                other => Err(format!(
+                    "invalid view type '{other}': expected ACTIVE_ONLY, DELETED_ONLY or ALL"
+                )),
             },
             ViewTypeWire::Number(1) => Ok(domain::ViewType::ActiveOnly),
             ViewTypeWire::Number(2) => Ok(domain::ViewType::DeletedOnly),

@@ -193,11 +193,18 @@ fn invalid_path(raw: &str, reason: &str) -> KeelError {
     if raw.chars().nth(MAX_ECHOED_CHARS).is_some() {
         echoed.push_str("...");
     }
-    // escape_debug keeps control characters and quotes from garbling the message.
-    KeelError::invalid(format!(
-        "invalid artifact path '{}': {reason}",
-        echoed.escape_debug()
-    ))
+    // Control characters are escaped so the message stays on one readable line.
+    let echoed: String = echoed
+        .chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_debug().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect();
+    KeelError::invalid(format!("invalid artifact path '{echoed}': {reason}"))
 }
 
 /// Peels percent-encoding layers until the text is stable.

@@ -69,7 +69,10 @@ pub type Result<T, E = KeelError> = std::result::Result<T, E>;
 
 impl KeelError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        KeelError { code, message: message.into() }
+        KeelError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterValue, message)

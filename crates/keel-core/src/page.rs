@@ -12,19 +12,23 @@ pub fn encode_offset_token(offset: u64) -> String {
 /// Decodes a page token made by [`encode_offset_token`]; an empty token is offset 0.
 pub fn decode_offset_token(token: Option<&str>) -> Result<u64> {
     let token = match token {
-        None => return Ok(0),
-        Some(t) if t.is_empty() => return Ok(0),
+        None | Some("") => return Ok(0),
         Some(t) => t,
     };
-    let invalid = || KeelError::invalid(format!("Invalid page token, could not base64-decode: {token}"));
+    let invalid = || {
+        KeelError::invalid(format!(
+            "Invalid page token, could not base64-decode: {token}"
+        ))
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token)
         .map_err(|_| invalid())?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    value
-        .get("offset")
-        .and_then(|o| o.as_u64())
-        .ok_or_else(|| KeelError::invalid(format!("Invalid page token, offset missing or negative: {token}")))
+    value.get("offset").and_then(|o| o.as_u64()).ok_or_else(|| {
+        KeelError::invalid(format!(
+            "Invalid page token, offset missing or negative: {token}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -33,7 +37,10 @@ mod tests {
 
     #[test]
     fn offset_round_trips() {
-        assert_eq!(decode_offset_token(Some(&encode_offset_token(150))).unwrap(), 150);
+        assert_eq!(
+            decode_offset_token(Some(&encode_offset_token(150))).unwrap(),
+            150
+        );
         assert_eq!(decode_offset_token(None).unwrap(), 0);
         assert_eq!(decode_offset_token(Some("")).unwrap(), 0);
     }

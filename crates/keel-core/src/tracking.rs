@@ -14,7 +14,10 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Tag { key: key.into(), value: value.into() }
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -40,7 +43,9 @@ impl FromStr for LifecycleStage {
         match s {
             "active" => Ok(LifecycleStage::Active),
             "deleted" => Ok(LifecycleStage::Deleted),
-            other => Err(KeelError::invalid(format!("unknown lifecycle stage '{other}'"))),
+            other => Err(KeelError::invalid(format!(
+                "unknown lifecycle stage '{other}'"
+            ))),
         }
     }
 }
@@ -168,7 +173,10 @@ pub struct Param {
 
 impl Param {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Param { key: key.into(), value: value.into() }
+        Param {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -253,7 +261,9 @@ impl FromStr for LoggedModelStatus {
             "LOGGED_MODEL_PENDING" => Ok(LoggedModelStatus::Pending),
             "LOGGED_MODEL_READY" => Ok(LoggedModelStatus::Ready),
             "LOGGED_MODEL_UPLOAD_FAILED" => Ok(LoggedModelStatus::Failed),
-            other => Err(KeelError::invalid(format!("invalid logged model status '{other}'"))),
+            other => Err(KeelError::invalid(format!(
+                "invalid logged model status '{other}'"
+            ))),
         }
     }
 }

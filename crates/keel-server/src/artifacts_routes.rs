@@ -402,7 +402,7 @@ mod tests {
         body["message"].as_str().expect("message").to_owned()
     }
 
-    fn header<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_str(response: &Response, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)
@@ -444,7 +444,7 @@ mod tests {
             .get(&format!("{ARTIFACTS}/1/run/artifacts/model.bin"))
             .await;
         assert_eq!(download.status(), StatusCode::OK);
-        assert_eq!(header(&download, header::CONTENT_LENGTH), "300000");
+        assert_eq!(header_str(&download, header::CONTENT_LENGTH), "300000");
         assert_eq!(body_bytes(download).await, content);
 
         assert_ok_empty_json(
@@ -540,16 +540,19 @@ mod tests {
             let download = server.get(&format!("{ARTIFACTS}/{path}")).await;
             assert_eq!(download.status(), StatusCode::OK, "{path}");
             assert_eq!(
-                header(&download, header::CONTENT_TYPE),
+                header_str(&download, header::CONTENT_TYPE),
                 content_type,
                 "{path}"
             );
             assert_eq!(
-                header(&download, header::CONTENT_DISPOSITION),
+                header_str(&download, header::CONTENT_DISPOSITION),
                 disposition,
                 "{path}"
             );
-            assert_eq!(header(&download, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            assert_eq!(
+                header_str(&download, header::X_CONTENT_TYPE_OPTIONS),
+                "nosniff"
+            );
         }
     }
 

@@ -18,7 +18,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error whose HTTP status is not the one its code implies (e.g. 413).
     pub fn with_status(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, error: KeelError::new(code, message) }
+        ApiError {
+            status,
+            error: KeelError::new(code, message),
+        }
     }
 }
 

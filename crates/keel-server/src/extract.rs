@@ -24,11 +24,17 @@ where
             let pairs: Vec<(String, String)> = match req.uri().query() {
                 None => Vec::new(),
                 Some(query) => serde_urlencoded::from_str(query).map_err(|err| {
-                    ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("malformed query string: {err}"))
+                    ApiError::with_status(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::BadRequest,
+                        format!("malformed query string: {err}"),
+                    )
                 })?,
             };
             let json = keel_api::json::query_pairs_to_json(pairs);
-            return serde_json::from_value(json).map(MlflowRequest).map_err(invalid_field);
+            return serde_json::from_value(json)
+                .map(MlflowRequest)
+                .map_err(invalid_field);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
@@ -39,7 +45,11 @@ where
                     "request body is too large; split it into smaller requests",
                 )
             } else {
-                ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, rejection.body_text())
+                ApiError::with_status(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    rejection.body_text(),
+                )
             }
         })?;
         parse_json_body(&bytes).map(MlflowRequest)

@@ -36,13 +36,19 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub allowed_hosts: AllowedHosts,
+    /// Browser origins allowed to send state-changing requests (besides loopback and same origin).
+    pub cors_allowed_origins: Vec<String>,
     /// Largest JSON request body accepted (artifact uploads stream and are exempt).
     pub max_json_body_bytes: usize,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions { allowed_hosts: AllowedHosts::loopback(), max_json_body_bytes: 32 * 1024 * 1024 }
+        HttpOptions {
+            allowed_hosts: AllowedHosts::loopback(),
+            cors_allowed_origins: Vec::new(),
+            max_json_body_bytes: 32 * 1024 * 1024,
+        }
     }
 }
 
@@ -62,8 +68,11 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .merge(artifacts_routes::artifact_routes(state.artifacts.clone()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(options.allowed_hosts.clone()),
-            security::check_host,
+            Arc::new(security::OriginPolicy {
+                allowed_hosts: options.allowed_hosts.clone(),
+                cors_allowed_origins: options.cors_allowed_origins.clone(),
+            }),
+            security::check_origin,
         ))
 }
 

@@ -28,7 +28,11 @@ pub async fn list_run_artifacts(
         return Ok(Vec::new());
     };
     let relative = relative.trim_matches('/');
-    let joined = if relative.is_empty() { root.to_string() } else { format!("{root}/{relative}") };
+    let joined = if relative.is_empty() {
+        root.to_string()
+    } else {
+        format!("{root}/{relative}")
+    };
     let dir = RelativeArtifactPath::parse(&joined)?;
     let entries = state.artifacts.list(&dir).await?;
     Ok(entries
@@ -40,7 +44,9 @@ pub async fn list_run_artifacts(
                 format!("{relative}/{}", entry.name())
             },
             is_dir: entry.is_dir,
-            file_size: entry.file_size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+            file_size: entry
+                .file_size
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         })
         .collect())
 }

@@ -1,7 +1,9 @@
-//! Host-header allow-list against DNS rebinding, as MLflow 3 enforces it.
+//! Request-origin checks, as MLflow 3 enforces them: a `Host` allow-list
+//! against DNS rebinding, and refusal of state-changing requests sent by a
+//! browser page of another origin (CSRF).
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keel_core::ErrorCode;
@@ -19,7 +21,11 @@ pub struct AllowedHosts {
 impl AllowedHosts {
     /// Loopback names only: what a server on a laptop should answer to.
     pub fn loopback() -> Self {
-        Self::new(["localhost", "127.0.0.1", "::1", "[::1]"].iter().map(|h| h.to_string()))
+        Self::new(
+            ["localhost", "127.0.0.1", "::1", "[::1]"]
+                .iter()
+                .map(|h| h.to_string()),
+        )
     }
 
     pub fn new(patterns: impl IntoIterator<Item = String>) -> Self {
@@ -42,7 +48,9 @@ impl AllowedHosts {
             return true;
         }
         let host = strip_port(&host_header.trim().to_ascii_lowercase());
-        self.patterns.iter().any(|pattern| matches_pattern(pattern, &host))
+        self.patterns
+            .iter()
+            .any(|pattern| matches_pattern(pattern, &host))
     }
 }
 
@@ -67,7 +75,8 @@ fn matches_pattern(pattern: &str, host: &str) -> bool {
         return true;
     }
     if pattern.starts_with('[') || host.starts_with('[') {
-        return pattern.trim_matches(|c| c == '[' || c == ']') == host.trim_matches(|c| c == '[' || c == ']');
+        return pattern.trim_matches(|c| c == '[' || c == ']')
+            == host.trim_matches(|c| c == '[' || c == ']');
     }
     if let Some(suffix) = pattern.strip_prefix('*') {
         return host.ends_with(suffix);
@@ -78,30 +87,84 @@ fn matches_pattern(pattern: &str, host: &str) -> bool {
     false
 }
 
-/// Middleware: refuses requests whose `Host` is not allowed with 403.
-pub async fn check_host(
-    State(allowed): State<Arc<AllowedHosts>>,
+/// What the origin middleware enforces.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    pub allowed_hosts: AllowedHosts,
+    /// Origins (`https://ui.example.com`, `*` or `https://*.example.com`) whose pages may
+    /// send state-changing requests; loopback origins and the same origin always may.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl OriginPolicy {
+    fn origin_allowed(&self, origin: &str, host_header: Option<&str>) -> bool {
+        let origin = origin.trim().to_ascii_lowercase();
+        let authority = origin
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&origin);
+        if AllowedHosts::loopback().allows(authority) {
+            return true;
+        }
+        if host_header.is_some_and(|host| host.eq_ignore_ascii_case(authority)) {
+            return true;
+        }
+        self.cors_allowed_origins.iter().any(|allowed| {
+            let allowed = allowed.trim().to_ascii_lowercase();
+            match allowed.split_once('*') {
+                None => allowed == origin,
+                Some((prefix, suffix)) => {
+                    origin.len() >= prefix.len() + suffix.len()
+                        && origin.starts_with(prefix)
+                        && origin.ends_with(suffix)
+                }
+            }
+        })
+    }
+}
+
+fn forbidden(message: &str) -> Response {
+    ApiError::with_status(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
+        .into_response()
+}
+
+/// Middleware: 403 for a `Host` outside the allow-list, and for a POST, PUT,
+/// PATCH or DELETE whose `Origin` is neither loopback, the server itself, nor allowed.
+pub async fn check_origin(
+    State(policy): State<Arc<OriginPolicy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if allowed.allows_any() {
-        return next.run(request).await;
-    }
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    match host {
-        Some(host) if allowed.allows(&host) => next.run(request).await,
-        _ => ApiError::with_status(
-            StatusCode::FORBIDDEN,
-            ErrorCode::PermissionDenied,
+    if !policy.allowed_hosts.allows_any()
+        && !host
+            .as_deref()
+            .is_some_and(|h| policy.allowed_hosts.allows(h))
+    {
+        return forbidden(
             "Invalid Host header - possible DNS rebinding attack detected; add the host to --allowed-hosts to serve it",
-        )
-        .into_response(),
+        );
     }
+    let state_changing = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if state_changing {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !policy.origin_allowed(origin, host.as_deref()) {
+                return forbidden(
+                    "Cross-origin request blocked; add the origin to --cors-allowed-origins to allow it",
+                );
+            }
+        }
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -111,10 +174,22 @@ mod tests {
     #[test]
     fn loopback_names_with_ports_are_allowed() {
         let allowed = AllowedHosts::loopback();
-        for host in ["localhost", "localhost:5000", "127.0.0.1:8080", "[::1]:5000", "LOCALHOST"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:8080",
+            "[::1]:5000",
+            "LOCALHOST",
+        ] {
             assert!(allowed.allows(host), "{host}");
         }
-        for host in ["evil.com", "evil.com:5000", "127.0.0.1.evil.com", "localhost.evil.com", ""] {
+        for host in [
+            "evil.com",
+            "evil.com:5000",
+            "127.0.0.1.evil.com",
+            "localhost.evil.com",
+            "",
+        ] {
             assert!(!allowed.allows(host), "{host}");
         }
     }
@@ -126,5 +201,18 @@ mod tests {
         assert!(allowed.allows("10.1.2.3"));
         assert!(!allowed.allows("example.org"));
         assert!(AllowedHosts::new(["*".to_string()]).allows("anything"));
+    }
+
+    #[test]
+    fn origins() {
+        let policy = OriginPolicy {
+            allowed_hosts: AllowedHosts::loopback(),
+            cors_allowed_origins: vec!["https://*.example.com".to_string()],
+        };
+        assert!(policy.origin_allowed("http://localhost:3000", Some("localhost:5000")));
+        assert!(policy.origin_allowed("http://ml.corp:5000", Some("ml.corp:5000")));
+        assert!(policy.origin_allowed("https://ui.example.com", None));
+        assert!(!policy.origin_allowed("http://evil.example", Some("localhost:5000")));
+        assert!(!policy.origin_allowed("null", Some("localhost:5000")));
     }
 }

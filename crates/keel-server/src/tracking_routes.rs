@@ -23,12 +23,18 @@ pub fn routes() -> Router<AppState> {
         .route("/experiments/create", post(create_experiment))
         .route("/experiments/get", get(get_experiment))
         .route("/experiments/get-by-name", get(get_experiment_by_name))
-        .route("/experiments/search", get(search_experiments).post(search_experiments))
+        .route(
+            "/experiments/search",
+            get(search_experiments).post(search_experiments),
+        )
         .route("/experiments/update", post(update_experiment))
         .route("/experiments/delete", post(delete_experiment))
         .route("/experiments/restore", post(restore_experiment))
         .route("/experiments/set-experiment-tag", post(set_experiment_tag))
-        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
+        .route(
+            "/experiments/delete-experiment-tag",
+            post(delete_experiment_tag),
+        )
         .route("/runs/create", post(create_run))
         .route("/runs/get", get(get_run))
         .route("/runs/update", post(update_run))
@@ -43,7 +49,10 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/log-inputs", post(log_inputs))
         .route("/runs/outputs", post(log_outputs))
         .route("/metrics/get-history", get(get_metric_history))
-        .route("/metrics/get-history-bulk-interval", get(get_metric_history_bulk_interval))
+        .route(
+            "/metrics/get-history-bulk-interval",
+            get(get_metric_history_bulk_interval),
+        )
         .route("/artifacts/list", get(list_artifacts))
 }
 
@@ -68,7 +77,10 @@ fn run_id_of(run_id: Option<String>, run_uuid: Option<String>) -> ApiResult<Stri
 
 fn tag_in(kv: w::KeyValue, path: &str) -> ApiResult<Tag> {
     let key = required(kv.key, &format!("{path}key"))?;
-    Ok(Tag { key, value: kv.value.unwrap_or_default() })
+    Ok(Tag {
+        key,
+        value: kv.value.unwrap_or_default(),
+    })
 }
 
 fn tags_in(kvs: Vec<w::KeyValue>, field: &str) -> ApiResult<Vec<Tag>> {
@@ -79,13 +91,21 @@ fn tags_in(kvs: Vec<w::KeyValue>, field: &str) -> ApiResult<Vec<Tag>> {
 }
 
 fn params_in(kvs: Vec<w::KeyValue>, field: &str) -> ApiResult<Vec<Param>> {
-    Ok(tags_in(kvs, field)?.into_iter().map(|t| Param { key: t.key, value: t.value }).collect())
+    Ok(tags_in(kvs, field)?
+        .into_iter()
+        .map(|t| Param {
+            key: t.key,
+            value: t.value,
+        })
+        .collect())
 }
 
 fn metric_in(m: w::Metric, path: &str) -> ApiResult<Metric> {
     let key = required(m.key, &format!("{path}key"))?;
     let value = m.value.ok_or_else(|| missing(&format!("{path}value")))?;
-    let timestamp = m.timestamp.ok_or_else(|| missing(&format!("{path}timestamp")))?;
+    let timestamp = m
+        .timestamp
+        .ok_or_else(|| missing(&format!("{path}timestamp")))?;
     Ok(Metric {
         key,
         value,
@@ -118,7 +138,9 @@ async fn get_experiment(
 ) -> ApiResult<Json<w::ExperimentResponse>> {
     let experiment_id = required(req.experiment_id, "experiment_id")?;
     let experiment = state.tracking.get_experiment(&experiment_id).await?;
-    Ok(Json(w::ExperimentResponse { experiment: (&experiment).into() }))
+    Ok(Json(w::ExperimentResponse {
+        experiment: (&experiment).into(),
+    }))
 }
 
 async fn get_experiment_by_name(
@@ -127,7 +149,9 @@ async fn get_experiment_by_name(
 ) -> ApiResult<Json<w::ExperimentResponse>> {
     let name = required(req.experiment_name, "experiment_name")?;
     let experiment = state.tracking.get_experiment_by_name(&name).await?;
-    Ok(Json(w::ExperimentResponse { experiment: (&experiment).into() }))
+    Ok(Json(w::ExperimentResponse {
+        experiment: (&experiment).into(),
+    }))
 }
 
 async fn search_experiments(
@@ -156,7 +180,10 @@ async fn update_experiment(
 ) -> ApiResult<Json<Value>> {
     let experiment_id = required(req.experiment_id, "experiment_id")?;
     if let Some(new_name) = req.new_name {
-        state.tracking.rename_experiment(&experiment_id, &new_name).await?;
+        state
+            .tracking
+            .rename_experiment(&experiment_id, &new_name)
+            .await?;
     }
     Ok(empty())
 }
@@ -185,8 +212,14 @@ async fn set_experiment_tag(
 ) -> ApiResult<Json<Value>> {
     let experiment_id = required(req.experiment_id, "experiment_id")?;
     let key = required(req.key, "key")?;
-    let tag = Tag { key, value: req.value.unwrap_or_default() };
-    state.tracking.set_experiment_tag(&experiment_id, &tag).await?;
+    let tag = Tag {
+        key,
+        value: req.value.unwrap_or_default(),
+    };
+    state
+        .tracking
+        .set_experiment_tag(&experiment_id, &tag)
+        .await?;
     Ok(empty())
 }
 
@@ -196,7 +229,10 @@ async fn delete_experiment_tag(
 ) -> ApiResult<Json<Value>> {
     let experiment_id = required(req.experiment_id, "experiment_id")?;
     let key = required(req.key, "key")?;
-    state.tracking.delete_experiment_tag(&experiment_id, &key).await?;
+    state
+        .tracking
+        .delete_experiment_tag(&experiment_id, &key)
+        .await?;
     Ok(empty())
 }
 
@@ -207,7 +243,10 @@ async fn create_run(
     MlflowRequest(req): MlflowRequest<w::CreateRun>,
 ) -> ApiResult<Json<w::RunResponse>> {
     let new_run = NewRun {
-        experiment_id: req.experiment_id.filter(|id| !id.is_empty()).unwrap_or_else(|| "0".into()),
+        experiment_id: req
+            .experiment_id
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| "0".into()),
         user_id: req.user_id.unwrap_or_default(),
         run_name: req.run_name.unwrap_or_default(),
         start_time: req.start_time,
@@ -238,7 +277,9 @@ async fn update_run(
         run_name: req.run_name.filter(|n| !n.is_empty()),
     };
     let info = state.tracking.update_run(&run_id, &update).await?;
-    Ok(Json(w::UpdateRunResponse { run_info: (&info).into() }))
+    Ok(Json(w::UpdateRunResponse {
+        run_info: (&info).into(),
+    }))
 }
 
 async fn delete_run(
@@ -298,7 +339,10 @@ async fn log_metric(
         },
         "",
     )?;
-    state.tracking.log_batch(&run_id, &[metric], &[], &[]).await?;
+    state
+        .tracking
+        .log_batch(&run_id, &[metric], &[], &[])
+        .await?;
     Ok(empty())
 }
 
@@ -308,8 +352,14 @@ async fn log_param(
 ) -> ApiResult<Json<Value>> {
     let run_id = run_id_of(req.run_id, req.run_uuid)?;
     let key = required(req.key, "key")?;
-    let param = Param { key, value: req.value.unwrap_or_default() };
-    state.tracking.log_batch(&run_id, &[], &[param], &[]).await?;
+    let param = Param {
+        key,
+        value: req.value.unwrap_or_default(),
+    };
+    state
+        .tracking
+        .log_batch(&run_id, &[], &[param], &[])
+        .await?;
     Ok(empty())
 }
 
@@ -319,7 +369,10 @@ async fn set_tag(
 ) -> ApiResult<Json<Value>> {
     let run_id = run_id_of(req.run_id, req.run_uuid)?;
     let key = required(req.key, "key")?;
-    let tag = Tag { key, value: req.value.unwrap_or_default() };
+    let tag = Tag {
+        key,
+        value: req.value.unwrap_or_default(),
+    };
     state.tracking.log_batch(&run_id, &[], &[], &[tag]).await?;
     Ok(empty())
 }
@@ -352,7 +405,10 @@ async fn log_batch(State(state): State<AppState>, body: Bytes) -> ApiResult<Json
         .collect::<ApiResult<Vec<_>>>()?;
     let params = params_in(req.params, "params")?;
     let tags = tags_in(req.tags, "tags")?;
-    state.tracking.log_batch(&run_id, &metrics, &params, &tags).await?;
+    state
+        .tracking
+        .log_batch(&run_id, &metrics, &params, &tags)
+        .await?;
     Ok(empty())
 }
 
@@ -364,7 +420,9 @@ async fn log_inputs(
     let mut datasets = Vec::with_capacity(req.datasets.len());
     for (idx, input) in req.datasets.into_iter().enumerate() {
         let path = format!("datasets[{idx}].");
-        let dataset = input.dataset.ok_or_else(|| missing(&format!("{path}dataset")))?;
+        let dataset = input
+            .dataset
+            .ok_or_else(|| missing(&format!("{path}dataset")))?;
         datasets.push(DatasetInput {
             tags: tags_in(input.tags, &format!("{path}tags"))?,
             dataset: Dataset {
@@ -381,9 +439,16 @@ async fn log_inputs(
         .models
         .into_iter()
         .enumerate()
-        .map(|(idx, m)| Ok(ModelInput { model_id: required(m.model_id, &format!("models[{idx}].model_id"))? }))
+        .map(|(idx, m)| {
+            Ok(ModelInput {
+                model_id: required(m.model_id, &format!("models[{idx}].model_id"))?,
+            })
+        })
         .collect::<ApiResult<Vec<_>>>()?;
-    state.tracking.log_inputs(&run_id, &datasets, &models).await?;
+    state
+        .tracking
+        .log_inputs(&run_id, &datasets, &models)
+        .await?;
     Ok(empty())
 }
 
@@ -419,7 +484,10 @@ async fn get_metric_history(
         max_results: match req.max_results {
             None | Some(0) => None,
             Some(n) if n < 0 => {
-                return Err(KeelError::invalid(format!("Invalid value {n} for parameter 'max_results'")).into())
+                return Err(KeelError::invalid(format!(
+                    "Invalid value {n} for parameter 'max_results'"
+                ))
+                .into())
             }
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
         },
@@ -439,7 +507,13 @@ async fn get_metric_history_bulk_interval(
     let metric_key = required(req.metric_key, "metric_key")?;
     let rows = state
         .tracking
-        .get_metric_history_bulk_interval(&req.run_ids, &metric_key, req.start_step, req.end_step, req.max_results)
+        .get_metric_history_bulk_interval(
+            &req.run_ids,
+            &metric_key,
+            req.start_step,
+            req.end_step,
+            req.max_results,
+        )
         .await?;
     Ok(Json(w::MetricHistoryBulkIntervalResponse {
         metrics: rows
@@ -466,5 +540,9 @@ async fn list_artifacts(
     let root_uri = run.info.artifact_uri.clone();
     let relative = req.path.unwrap_or_default();
     let files = crate::run_artifacts::list_run_artifacts(&state, &root_uri, &relative).await?;
-    Ok(Json(w::ListArtifactsResponse { root_uri, files, next_page_token: None }))
+    Ok(Json(w::ListArtifactsResponse {
+        root_uri,
+        files,
+        next_page_token: None,
+    }))
 }

@@ -65,7 +65,9 @@ impl TrackingService {
             v::validate_experiment_tag(tag)?;
         }
         let artifact_location = artifact_location.filter(|loc| !loc.is_empty());
-        self.store.create_experiment(name, artifact_location, tags).await
+        self.store
+            .create_experiment(name, artifact_location, tags)
+            .await
     }
 
     pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
@@ -89,7 +91,11 @@ impl TrackingService {
             view_type,
             filter: search::parse_experiment_filter(filter.unwrap_or(""))?,
             order_by: search::parse_experiment_order_by(order_by)?,
-            max_results: page_size(max_results, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_THRESHOLD)?,
+            max_results: page_size(
+                max_results,
+                SEARCH_MAX_RESULTS_DEFAULT,
+                SEARCH_MAX_RESULTS_THRESHOLD,
+            )?,
             page_token,
         };
         self.store.search_experiments(&search).await
@@ -130,7 +136,11 @@ impl TrackingService {
             v::validate_tag(tag, &format!("tags[{idx}]."))?;
         }
         // MLflow keeps the run name and the `mlflow.runName` tag equal.
-        let tag_name = new_run.tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.clone());
+        let tag_name = new_run
+            .tags
+            .iter()
+            .find(|t| t.key == RUN_NAME_TAG)
+            .map(|t| t.value.clone());
         match (new_run.run_name.is_empty(), tag_name) {
             (true, Some(name)) => new_run.run_name = name,
             (false, Some(name)) if name != new_run.run_name => {
@@ -205,8 +215,16 @@ impl TrackingService {
         for input in datasets {
             let dataset = &input.dataset;
             v::validate_length("Dataset name", v::MAX_DATASET_NAME_SIZE, &dataset.name)?;
-            v::validate_length("Dataset digest", v::MAX_DATASET_DIGEST_SIZE, &dataset.digest)?;
-            v::validate_length("Dataset source", v::MAX_DATASET_SOURCE_SIZE, &dataset.source)?;
+            v::validate_length(
+                "Dataset digest",
+                v::MAX_DATASET_DIGEST_SIZE,
+                &dataset.digest,
+            )?;
+            v::validate_length(
+                "Dataset source",
+                v::MAX_DATASET_SOURCE_SIZE,
+                &dataset.source,
+            )?;
             if let Some(schema) = &dataset.schema {
                 v::validate_length("Dataset schema", v::MAX_DATASET_SCHEMA_SIZE, schema)?;
             }
@@ -243,11 +261,18 @@ impl TrackingService {
             view_type,
             filter: search::parse_run_filter(filter.unwrap_or(""))?,
             order_by: search::parse_run_order_by(order_by)?,
-            max_results: page_size(max_results, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_THRESHOLD)?,
+            max_results: page_size(
+                max_results,
+                SEARCH_MAX_RESULTS_DEFAULT,
+                SEARCH_MAX_RESULTS_THRESHOLD,
+            )?,
             page_token,
         };
         if search.experiment_ids.is_empty() {
-            return Ok(Page { items: Vec::new(), next_page_token: None });
+            return Ok(Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
         }
         self.store.search_runs(&search).await
     }
@@ -266,7 +291,9 @@ impl TrackingService {
         max_results: Option<i64>,
     ) -> Result<Vec<(String, Metric)>> {
         if run_ids.is_empty() {
-            return Err(KeelError::invalid("GetMetricHistoryBulkInterval request must specify at least one run_id."));
+            return Err(KeelError::invalid(
+                "GetMetricHistoryBulkInterval request must specify at least one run_id.",
+            ));
         }
         if run_ids.len() > MAX_RUNS_GET_METRIC_HISTORY_BULK {
             return Err(KeelError::invalid(format!(
@@ -300,7 +327,13 @@ impl TrackingService {
             _ => {}
         }
         self.store
-            .get_metric_history_bulk_interval(run_ids, metric_key, start_step, end_step, max_results)
+            .get_metric_history_bulk_interval(
+                run_ids,
+                metric_key,
+                start_step,
+                end_step,
+                max_results,
+            )
             .await
     }
 
@@ -353,12 +386,21 @@ impl TrackingService {
         self.store.delete_logged_model(model_id).await
     }
 
-    pub async fn search_logged_models(&self, mut search: LoggedModelSearch, filter: Option<&str>, max_results: Option<i64>) -> Result<Page<LoggedModel>> {
+    pub async fn search_logged_models(
+        &self,
+        mut search: LoggedModelSearch,
+        filter: Option<&str>,
+        max_results: Option<i64>,
+    ) -> Result<Page<LoggedModel>> {
         for experiment_id in &search.experiment_ids {
             v::validate_experiment_id(experiment_id)?;
         }
         search.filter = search::parse_logged_model_filter(filter.unwrap_or(""))?;
-        search.max_results = page_size(max_results, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_THRESHOLD)?;
+        search.max_results = page_size(
+            max_results,
+            SEARCH_MAX_RESULTS_DEFAULT,
+            SEARCH_MAX_RESULTS_THRESHOLD,
+        )?;
         self.store.search_logged_models(&search).await
     }
 }

@@ -23,8 +23,14 @@ pub const MAX_INPUT_TAG_KEY_SIZE: usize = 255;
 pub const MAX_INPUT_TAG_VALUE_SIZE: usize = 500;
 
 fn invalid_value(path: &str, value: &str, suffix: &str) -> KeelError {
-    let suffix = if suffix.is_empty() { String::new() } else { format!(" {suffix}") };
-    KeelError::invalid(format!("Invalid value \"{value}\" for parameter '{path}' supplied.{suffix}"))
+    let suffix = if suffix.is_empty() {
+        String::new()
+    } else {
+        format!(" {suffix}")
+    };
+    KeelError::invalid(format!(
+        "Invalid value \"{value}\" for parameter '{path}' supplied.{suffix}"
+    ))
 }
 
 /// Key names may hold alphanumerics, `_ - . / :` and spaces, and must not
@@ -55,7 +61,8 @@ fn is_normalized_path(name: &str) -> bool {
     if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
         return false;
     }
-    name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+    name.split('/')
+        .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 pub fn validate_length(entity: &str, limit: usize, value: &str) -> Result<()> {
@@ -140,7 +147,9 @@ pub fn validate_param_keys_unique(params: &[Param]) -> Result<()> {
 
 pub fn validate_experiment_name(name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(KeelError::invalid(format!("Invalid experiment name: '{name}'")));
+        return Err(KeelError::invalid(format!(
+            "Invalid experiment name: '{name}'"
+        )));
     }
     validate_length("name", MAX_EXPERIMENT_NAME_LENGTH, name)
 }
@@ -175,7 +184,18 @@ mod tests {
         for good in ["loss", "val/loss", "f1 score", "a.b-c_d:e", "épreuve"] {
             assert!(validate_key_name(good, "key").is_ok(), "{good}");
         }
-        for bad in ["", "a\\b", "../x", "a/../b", "/abs", "a/", "a//b", "./a", "tab\tkey", "semi;colon"] {
+        for bad in [
+            "",
+            "a\\b",
+            "../x",
+            "a/../b",
+            "/abs",
+            "a/",
+            "a//b",
+            "./a",
+            "tab\tkey",
+            "semi;colon",
+        ] {
             assert!(validate_key_name(bad, "key").is_err(), "{bad}");
         }
     }
@@ -187,7 +207,11 @@ mod tests {
         assert!(validate_batch_limits(0, 101, 0).is_err());
         assert!(validate_batch_limits(0, 0, 101).is_err());
         let err = validate_batch_limits(900, 100, 1).unwrap_err();
-        assert!(err.message.contains("metrics, params, and tags"), "{}", err.message);
+        assert!(
+            err.message.contains("metrics, params, and tags"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub struct ServerFlags {
     #[arg(long, env = "KEEL_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Option<Vec<String>>,
 
+    /// Comma-separated browser origins allowed to send state-changing requests
+    /// (`https://ui.example.com`, `https://*.example.com`, `*`); loopback and same-origin always may
+    #[arg(long, env = "KEEL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+
     /// Largest JSON request body in bytes (artifact uploads are streamed and exempt) [default: 33554432]
     #[arg(long, env = "KEEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,

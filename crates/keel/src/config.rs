@@ -17,6 +17,7 @@ struct FileConfig {
     backend_store_uri: Option<String>,
     artifacts_destination: Option<String>,
     allowed_hosts: Option<Vec<String>>,
+    cors_allowed_origins: Option<Vec<String>>,
     max_request_bytes: Option<usize>,
 }
 
@@ -28,6 +29,7 @@ pub struct ServerConfig {
     pub sqlite_path: PathBuf,
     pub artifacts_destination: PathBuf,
     pub allowed_hosts: Vec<String>,
+    pub cors_allowed_origins: Vec<String>,
     pub max_request_bytes: usize,
 }
 
@@ -38,14 +40,18 @@ impl ServerConfig {
             Some(path) => read_config_file(path)?,
         };
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let host = flags.host.or(file.host).unwrap_or_else(|| "127.0.0.1".to_string());
+        let host = flags
+            .host
+            .or(file.host)
+            .unwrap_or_else(|| "127.0.0.1".to_string());
         let port = flags.port.or(file.port).unwrap_or(5000);
         let backend_store_uri = flags.backend_store_uri.or(file.backend_store_uri);
         let sqlite_path = match backend_store_uri {
             None => cwd.join("keel-data").join("keel.db"),
             Some(uri) => sqlite_path_of(&uri, &cwd)?,
         };
-        let artifacts_destination = match flags.artifacts_destination.or(file.artifacts_destination) {
+        let artifacts_destination = match flags.artifacts_destination.or(file.artifacts_destination)
+        {
             None => cwd.join("keel-data").join("artifacts"),
             Some(dir) => {
                 if dir.contains("://") {
@@ -54,14 +60,35 @@ impl ServerConfig {
                 absolute(Path::new(dir.strip_prefix("file:").unwrap_or(&dir)), &cwd)
             }
         };
-        let mut allowed_hosts = flags.allowed_hosts.or(file.allowed_hosts).unwrap_or_else(|| {
-            ["localhost", "127.0.0.1", "::1", "[::1]"].iter().map(|h| h.to_string()).collect()
-        });
+        let mut allowed_hosts = flags
+            .allowed_hosts
+            .or(file.allowed_hosts)
+            .unwrap_or_else(|| {
+                ["localhost", "127.0.0.1", "::1", "[::1]"]
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect()
+            });
         if !matches!(host.as_str(), "0.0.0.0" | "::" | "[::]") && !allowed_hosts.contains(&host) {
             allowed_hosts.push(host.clone());
         }
-        let max_request_bytes = flags.max_request_bytes.or(file.max_request_bytes).unwrap_or(32 * 1024 * 1024);
-        Ok(ServerConfig { host, port, sqlite_path, artifacts_destination, allowed_hosts, max_request_bytes })
+        let cors_allowed_origins = flags
+            .cors_allowed_origins
+            .or(file.cors_allowed_origins)
+            .unwrap_or_default();
+        let max_request_bytes = flags
+            .max_request_bytes
+            .or(file.max_request_bytes)
+            .unwrap_or(32 * 1024 * 1024);
+        Ok(ServerConfig {
+            host,
+            port,
+            sqlite_path,
+            artifacts_destination,
+            allowed_hosts,
+            cors_allowed_origins,
+            max_request_bytes,
+        })
     }
 }
 
@@ -102,9 +129,18 @@ mod tests {
     #[test]
     fn sqlite_uris_resolve_like_mlflow() {
         let cwd = Path::new("/work");
-        assert_eq!(sqlite_path_of("sqlite:///tmp/x.db", cwd).unwrap(), PathBuf::from("/tmp/x.db"));
-        assert_eq!(sqlite_path_of("sqlite://x.db", cwd).unwrap(), PathBuf::from("/work/x.db"));
-        assert_eq!(sqlite_path_of("data/x.db", cwd).unwrap(), PathBuf::from("/work/data/x.db"));
+        assert_eq!(
+            sqlite_path_of("sqlite:///tmp/x.db", cwd).unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            sqlite_path_of("sqlite://x.db", cwd).unwrap(),
+            PathBuf::from("/work/x.db")
+        );
+        assert_eq!(
+            sqlite_path_of("data/x.db", cwd).unwrap(),
+            PathBuf::from("/work/data/x.db")
+        );
         assert!(sqlite_path_of("postgresql://u@h/db", cwd).is_err());
         assert!(sqlite_path_of("sqlite://", cwd).is_err());
     }

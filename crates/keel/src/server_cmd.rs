@@ -35,9 +35,17 @@ async fn serve(config: ServerConfig) -> Result<()> {
     let sqlite_uri = format!("sqlite://{}", config.sqlite_path.display());
     let store = SqliteStore::open(&sqlite_uri, DEFAULT_ARTIFACT_ROOT)
         .await
-        .with_context(|| format!("cannot open the metadata store {}", config.sqlite_path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the metadata store {}",
+                config.sqlite_path.display()
+            )
+        })?;
     let artifacts = LocalArtifactStore::new(&config.artifacts_destination).with_context(|| {
-        format!("cannot use the artifact directory {}", config.artifacts_destination.display())
+        format!(
+            "cannot use the artifact directory {}",
+            config.artifacts_destination.display()
+        )
     })?;
     let state = AppState {
         tracking: TrackingService::new(Arc::new(store)),
@@ -46,16 +54,30 @@ async fn serve(config: ServerConfig) -> Result<()> {
     };
     let options = HttpOptions {
         allowed_hosts: AllowedHosts::new(config.allowed_hosts.clone()),
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
         max_json_body_bytes: config.max_request_bytes,
     };
     let app = keel_server::app(state, &options);
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
-        .with_context(|| format!("cannot listen on {address} (is another server using the port? try --port)"))?;
-    let local = listener.local_addr().context("cannot read the listening address")?;
-    let shown_host = if local.is_ipv6() { format!("[{}]", local.ip()) } else { local.ip().to_string() };
-    println!("keel {} listening on http://{}:{}", env!("CARGO_PKG_VERSION"), shown_host, local.port());
+        .with_context(|| {
+            format!("cannot listen on {address} (is another server using the port? try --port)")
+        })?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let shown_host = if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    println!(
+        "keel {} listening on http://{}:{}",
+        env!("CARGO_PKG_VERSION"),
+        shown_host,
+        local.port()
+    );
     println!("  metadata:  sqlite://{}", config.sqlite_path.display());
     println!("  artifacts: {}", config.artifacts_destination.display());
     println!("  allowed hosts: {}", config.allowed_hosts.join(", "));

@@ -88,7 +88,11 @@ fn tokenize(input: &str) -> std::result::Result<Vec<Token>, String> {
                 '"' => TokenKind::DoubleQuoted(inner),
                 _ => TokenKind::Backticked(inner),
             };
-            tokens.push(Token { kind, start, end: byte_at(end_idx + 1) });
+            tokens.push(Token {
+                kind,
+                start,
+                end: byte_at(end_idx + 1),
+            });
             idx = end_idx + 1;
             continue;
         }
@@ -132,7 +136,11 @@ fn tokenize(input: &str) -> std::result::Result<Vec<Token>, String> {
             if !char_at(end_idx).is_some_and(is_word_char) {
                 let text = &input[start..byte_at(end_idx)];
                 let value: f64 = text.parse().map_err(|_| format!("invalid number {text}"))?;
-                tokens.push(Token { kind: TokenKind::Number(value), start, end: byte_at(end_idx) });
+                tokens.push(Token {
+                    kind: TokenKind::Number(value),
+                    start,
+                    end: byte_at(end_idx),
+                });
                 idx = end_idx;
                 continue;
             }
@@ -143,7 +151,11 @@ fn tokenize(input: &str) -> std::result::Result<Vec<Token>, String> {
                 end_idx += 1;
             }
             let word = input[start..byte_at(end_idx)].to_string();
-            tokens.push(Token { kind: TokenKind::Word(word), start, end: byte_at(end_idx) });
+            tokens.push(Token {
+                kind: TokenKind::Word(word),
+                start,
+                end: byte_at(end_idx),
+            });
             idx = end_idx;
             continue;
         }
@@ -163,7 +175,11 @@ fn tokenize(input: &str) -> std::result::Result<Vec<Token>, String> {
             (',', _) => (TokenKind::Comma, 1),
             _ => return Err(format!("unexpected character '{c}'")),
         };
-        tokens.push(Token { kind, start, end: byte_at(idx + len) });
+        tokens.push(Token {
+            kind,
+            start,
+            end: byte_at(idx + len),
+        });
         idx += len;
     }
     Ok(tokens)
@@ -191,7 +207,11 @@ impl Ident {
         match self.parts.split_first() {
             Some((only, [])) => (None, only.text.clone()),
             Some((prefix, rest)) => {
-                let key = rest.iter().map(|part| part.text.as_str()).collect::<Vec<_>>().join(".");
+                let key = rest
+                    .iter()
+                    .map(|part| part.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".");
                 (Some(prefix.text.as_str()), key)
             }
             None => (None, String::new()),
@@ -256,7 +276,11 @@ impl<'a> Cursor<'a> {
             return "";
         };
         let end = to.min(self.tokens.len());
-        let last_end = if end > from { self.tokens[end - 1].end } else { first.end };
+        let last_end = if end > from {
+            self.tokens[end - 1].end
+        } else {
+            first.end
+        };
         self.input[first.start..last_end].trim()
     }
 
@@ -265,7 +289,10 @@ impl<'a> Cursor<'a> {
         loop {
             let token = self.peek()?.clone();
             let part = match token.kind {
-                TokenKind::Word(text) => IdentPart { text, quoted: false },
+                TokenKind::Word(text) => IdentPart {
+                    text,
+                    quoted: false,
+                },
                 TokenKind::DoubleQuoted(text) | TokenKind::Backticked(text) => {
                     IdentPart { text, quoted: true }
                 }
@@ -317,7 +344,10 @@ impl<'a> Cursor<'a> {
                 return Some(("NOT IN".into(), Some(CompareOp::NotIn)));
             }
             if second.is_keyword("LIKE") || second.is_keyword("ILIKE") {
-                return Some((format!("NOT {}", self.text_between(self.pos - 1, self.pos)), None));
+                return Some((
+                    format!("NOT {}", self.text_between(self.pos - 1, self.pos)),
+                    None,
+                ));
             }
             return None;
         }
@@ -383,7 +413,11 @@ fn parse_clauses(filter: &str) -> Result<Vec<Clause>> {
     let tokens = tokenize(filter).map_err(|reason| {
         KeelError::invalid(format!("Error on parsing filter '{filter}': {reason}"))
     })?;
-    let mut cursor = Cursor { input: filter, tokens, pos: 0 };
+    let mut cursor = Cursor {
+        input: filter,
+        tokens,
+        pos: 0,
+    };
     let mut clauses = Vec::new();
     while !cursor.at_end() {
         let clause_start = cursor.pos;
@@ -396,7 +430,9 @@ fn parse_clauses(filter: &str) -> Result<Vec<Clause>> {
         }
         let parsed = parse_clause(&mut cursor);
         let clause_ok = parsed.is_some()
-            && cursor.peek().is_none_or(|next| next.is_keyword("AND") || next.is_keyword("OR"));
+            && cursor
+                .peek()
+                .is_none_or(|next| next.is_keyword("AND") || next.is_keyword("OR"));
         if !clause_ok {
             // Point at the whole offending clause: up to the next AND, or the end.
             let mut end = clause_start + 1;
@@ -448,16 +484,33 @@ fn parse_clause(cursor: &mut Cursor<'_>) -> Option<Clause> {
     } else {
         cursor.text_between(value_start, cursor.pos).to_string()
     };
-    Some(Clause { ident, op_text, op, value, value_text })
+    Some(Clause {
+        ident,
+        op_text,
+        op,
+        value,
+        value_text,
+    })
 }
 
 // ---------------------------------------------------------------------------
 // Semantics shared by the entities
 // ---------------------------------------------------------------------------
 
-const NUMERIC_OPS: &[CompareOp] =
-    &[CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge];
-const STRING_OPS: &[CompareOp] = &[CompareOp::Eq, CompareOp::Ne, CompareOp::Like, CompareOp::ILike];
+const NUMERIC_OPS: &[CompareOp] = &[
+    CompareOp::Eq,
+    CompareOp::Ne,
+    CompareOp::Lt,
+    CompareOp::Le,
+    CompareOp::Gt,
+    CompareOp::Ge,
+];
+const STRING_OPS: &[CompareOp] = &[
+    CompareOp::Eq,
+    CompareOp::Ne,
+    CompareOp::Like,
+    CompareOp::ILike,
+];
 const STRING_LIST_OPS: &[CompareOp] = &[
     CompareOp::Eq,
     CompareOp::Ne,
@@ -505,7 +558,11 @@ fn op_text(op: CompareOp) -> &'static str {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items.iter().map(|item| format!("'{item}'")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("'{item}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The comparator of `clause` if it is one of `allowed`.
@@ -647,7 +704,12 @@ fn comparison(
     op: CompareOp,
     value: FilterValue,
 ) -> Comparison {
-    Comparison { kind, key: key.into(), op, value }
+    Comparison {
+        kind,
+        key: key.into(),
+        op,
+        value,
+    }
 }
 
 fn sorted_keys(keys: &[&str]) -> String {
@@ -729,9 +791,18 @@ fn run_comparison(clause: &Clause) -> Result<Comparison> {
             Ok(comparison(kind, key, check_op(clause, METRIC_OPS)?, value))
         }
         KeyKind::Param | KeyKind::Tag => {
-            let what = if kind == KeyKind::Param { "parameter" } else { "tag" };
+            let what = if kind == KeyKind::Param {
+                "parameter"
+            } else {
+                "tag"
+            };
             let value = quoted_string_value(clause, what)?;
-            Ok(comparison(kind, key, check_op(clause, KEY_VALUE_OPS)?, value))
+            Ok(comparison(
+                kind,
+                key,
+                check_op(clause, KEY_VALUE_OPS)?,
+                value,
+            ))
         }
         KeyKind::Dataset => {
             if !DATASET_KEYS.contains(&key.as_str()) {
@@ -746,7 +817,12 @@ fn run_comparison(clause: &Clause) -> Result<Comparison> {
                 "",
                 "Expected a quoted string value for dataset attributes",
             )?;
-            Ok(comparison(kind, key, check_op(clause, STRING_LIST_OPS)?, value))
+            Ok(comparison(
+                kind,
+                key,
+                check_op(clause, STRING_LIST_OPS)?,
+                value,
+            ))
         }
         KeyKind::Attribute => {
             if !RUN_FILTER_ATTRIBUTES.contains(&key.as_str()) {
@@ -755,7 +831,12 @@ fn run_comparison(clause: &Clause) -> Result<Comparison> {
             let canonical = run_attribute_canonical(&key);
             if matches!(canonical, "start_time" | "end_time") {
                 let value = numeric_attribute_value(clause, &key)?;
-                return Ok(comparison(kind, canonical, check_op(clause, NUMERIC_OPS)?, value));
+                return Ok(comparison(
+                    kind,
+                    canonical,
+                    check_op(clause, NUMERIC_OPS)?,
+                    value,
+                ));
             }
             let value = string_or_list_value(
                 clause,
@@ -763,30 +844,47 @@ fn run_comparison(clause: &Clause) -> Result<Comparison> {
                 "Only the 'run_id' attribute supports comparison with a list of quoted string values.",
                 "Expected a quoted string value for attributes",
             )?;
-            Ok(comparison(kind, canonical, check_op(clause, STRING_LIST_OPS)?, value))
+            Ok(comparison(
+                kind,
+                canonical,
+                check_op(clause, STRING_LIST_OPS)?,
+                value,
+            ))
         }
     }
 }
 
 /// Parses a `search_runs` filter. An empty or blank filter matches every run.
 pub fn parse_run_filter(filter: &str) -> Result<Filter> {
-    let comparisons =
-        parse_clauses(filter)?.iter().map(run_comparison).collect::<Result<Vec<_>>>()?;
+    let comparisons = parse_clauses(filter)?
+        .iter()
+        .map(run_comparison)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Filter { comparisons })
 }
 
 /// Parses `key [ASC|DESC]`, the shape of every order-by clause.
 fn parse_order_by_clause(clause: &str) -> Result<(Ident, bool)> {
-    let could_not_parse =
-        || KeelError::invalid(format!("Invalid order_by clause '{clause}'. Could not be parsed."));
+    let could_not_parse = || {
+        KeelError::invalid(format!(
+            "Invalid order_by clause '{clause}'. Could not be parsed."
+        ))
+    };
     let tokens = tokenize(clause).map_err(|_| could_not_parse())?;
-    let mut cursor = Cursor { input: clause, tokens, pos: 0 };
+    let mut cursor = Cursor {
+        input: clause,
+        tokens,
+        pos: 0,
+    };
     let ident = cursor.parse_ident().ok_or_else(could_not_parse)?;
     let ascending = match cursor.next() {
         None => true,
         Some(token) if token.is_keyword("ASC") => true,
         Some(token) if token.is_keyword("DESC") => false,
-        Some(Token { kind: TokenKind::Word(_), .. }) => {
+        Some(Token {
+            kind: TokenKind::Word(_),
+            ..
+        }) => {
             return Err(KeelError::invalid(format!(
                 "Invalid ordering key in order_by clause '{clause}'."
             )))
@@ -800,7 +898,13 @@ fn parse_order_by_clause(clause: &str) -> Result<(Ident, bool)> {
 }
 
 fn order_by(kind: KeyKind, key: impl Into<String>, ascending: bool) -> OrderBy {
-    OrderBy { kind, key: key.into(), ascending, dataset_name: None, dataset_digest: None }
+    OrderBy {
+        kind,
+        key: key.into(),
+        ascending,
+        dataset_name: None,
+        dataset_digest: None,
+    }
 }
 
 /// Parses `search_runs` order-by clauses (`metrics.acc DESC`, `start_time`, ...).
@@ -822,7 +926,10 @@ pub fn parse_run_order_by(clauses: &[String]) -> Result<Vec<OrderBy>> {
             }
             KeyKind::Metric | KeyKind::Param | KeyKind::Tag => key,
         };
-        if parsed.iter().any(|seen| seen.kind == kind && seen.key == key) {
+        if parsed
+            .iter()
+            .any(|seen| seen.kind == kind && seen.key == key)
+        {
             return Err(KeelError::invalid(format!(
                 "`order_by` contains duplicate fields: {clauses:?}"
             )));
@@ -855,7 +962,12 @@ fn experiment_comparison(clause: &Clause) -> Result<Comparison> {
     let kind = experiment_key_kind(prefix)?;
     if kind == KeyKind::Tag {
         let value = quoted_string_value(clause, "tag")?;
-        return Ok(comparison(kind, key, check_op(clause, KEY_VALUE_OPS)?, value));
+        return Ok(comparison(
+            kind,
+            key,
+            check_op(clause, KEY_VALUE_OPS)?,
+            value,
+        ));
     }
     if !EXPERIMENT_FILTER_ATTRIBUTES.contains(&key.as_str()) {
         return Err(invalid_attribute_key(&key, EXPERIMENT_FILTER_ATTRIBUTES));
@@ -875,8 +987,10 @@ fn experiment_comparison(clause: &Clause) -> Result<Comparison> {
 
 /// Parses a `search_experiments` filter (`name LIKE 'a%' AND tags.team = 'x'`).
 pub fn parse_experiment_filter(filter: &str) -> Result<Filter> {
-    let comparisons =
-        parse_clauses(filter)?.iter().map(experiment_comparison).collect::<Result<Vec<_>>>()?;
+    let comparisons = parse_clauses(filter)?
+        .iter()
+        .map(experiment_comparison)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Filter { comparisons })
 }
 
@@ -952,16 +1066,30 @@ fn logged_model_comparison(clause: &Clause) -> Result<Comparison> {
             Ok(comparison(kind, key, check_op(clause, METRIC_OPS)?, value))
         }
         KeyKind::Param | KeyKind::Tag => {
-            let what = if kind == KeyKind::Param { "parameter" } else { "tag" };
+            let what = if kind == KeyKind::Param {
+                "parameter"
+            } else {
+                "tag"
+            };
             let value = quoted_string_value(clause, what)?;
-            Ok(comparison(kind, key, check_op(clause, KEY_VALUE_OPS)?, value))
+            Ok(comparison(
+                kind,
+                key,
+                check_op(clause, KEY_VALUE_OPS)?,
+                value,
+            ))
         }
         KeyKind::Attribute | KeyKind::Dataset => {
             let canonical = logged_model_attribute_canonical(&key)
                 .ok_or_else(|| invalid_attribute_key(&key, LOGGED_MODEL_ATTRIBUTES))?;
             if canonical.ends_with("_timestamp_ms") {
                 let value = numeric_attribute_value(clause, &key)?;
-                return Ok(comparison(kind, canonical, check_op(clause, NUMERIC_OPS)?, value));
+                return Ok(comparison(
+                    kind,
+                    canonical,
+                    check_op(clause, NUMERIC_OPS)?,
+                    value,
+                ));
             }
             let value = string_or_list_value(
                 clause,
@@ -969,15 +1097,22 @@ fn logged_model_comparison(clause: &Clause) -> Result<Comparison> {
                 "",
                 "Expected a quoted string value or a list of quoted string values for attributes",
             )?;
-            Ok(comparison(kind, canonical, check_op(clause, STRING_LIST_OPS)?, value))
+            Ok(comparison(
+                kind,
+                canonical,
+                check_op(clause, STRING_LIST_OPS)?,
+                value,
+            ))
         }
     }
 }
 
 /// Parses a `search_logged_models` filter (`metrics.acc > 0.9 AND params.lr = '0.1'`).
 pub fn parse_logged_model_filter(filter: &str) -> Result<Filter> {
-    let comparisons =
-        parse_clauses(filter)?.iter().map(logged_model_comparison).collect::<Result<Vec<_>>>()?;
+    let comparisons = parse_clauses(filter)?
+        .iter()
+        .map(logged_model_comparison)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Filter { comparisons })
 }
 
@@ -1011,7 +1146,10 @@ pub fn parse_logged_model_order_by_field(
         });
     }
     let canonical = logged_model_attribute_canonical(field_name.trim()).ok_or_else(|| {
-        KeelError::invalid(format!("Invalid order by field name: {}.", field_name.trim()))
+        KeelError::invalid(format!(
+            "Invalid order by field name: {}.",
+            field_name.trim()
+        ))
     })?;
     Ok(order_by(KeyKind::Attribute, canonical, ascending))
 }
@@ -1108,7 +1246,10 @@ mod tests {
             ("tag.lr = '0.1'", KeyKind::Tag),
         ];
         for (filter, kind) in cases {
-            assert_eq!(run_filter(filter), vec![cmp(kind, "lr", CompareOp::Eq, string("0.1"))]);
+            assert_eq!(
+                run_filter(filter),
+                vec![cmp(kind, "lr", CompareOp::Eq, string("0.1"))]
+            );
         }
     }
 
@@ -1116,19 +1257,39 @@ mod tests {
     fn quoted_keys_with_backticks_and_double_quotes() {
         assert_eq!(
             run_filter("metrics.`f1 score` > 0.5"),
-            vec![cmp(KeyKind::Metric, "f1 score", CompareOp::Gt, FilterValue::Number(0.5))]
+            vec![cmp(
+                KeyKind::Metric,
+                "f1 score",
+                CompareOp::Gt,
+                FilterValue::Number(0.5)
+            )]
         );
         assert_eq!(
             run_filter("tags.\"mlflow.runName\" = 'x'"),
-            vec![cmp(KeyKind::Tag, "mlflow.runName", CompareOp::Eq, string("x"))]
+            vec![cmp(
+                KeyKind::Tag,
+                "mlflow.runName",
+                CompareOp::Eq,
+                string("x")
+            )]
         );
         assert_eq!(
             run_filter("tags.mlflow.source.type = 'LOCAL'"),
-            vec![cmp(KeyKind::Tag, "mlflow.source.type", CompareOp::Eq, string("LOCAL"))]
+            vec![cmp(
+                KeyKind::Tag,
+                "mlflow.source.type",
+                CompareOp::Eq,
+                string("LOCAL")
+            )]
         );
         assert_eq!(
             run_filter("`metrics`.`a-b` = 1"),
-            vec![cmp(KeyKind::Metric, "a-b", CompareOp::Eq, FilterValue::Number(1.0))]
+            vec![cmp(
+                KeyKind::Metric,
+                "a-b",
+                CompareOp::Eq,
+                FilterValue::Number(1.0)
+            )]
         );
     }
 
@@ -1177,9 +1338,24 @@ mod tests {
         assert_eq!(
             run_filter("created >= 100 and Created < 200 and attributes.end_time != 5"),
             vec![
-                cmp(KeyKind::Attribute, "start_time", CompareOp::Ge, FilterValue::Number(100.0)),
-                cmp(KeyKind::Attribute, "start_time", CompareOp::Lt, FilterValue::Number(200.0)),
-                cmp(KeyKind::Attribute, "end_time", CompareOp::Ne, FilterValue::Number(5.0)),
+                cmp(
+                    KeyKind::Attribute,
+                    "start_time",
+                    CompareOp::Ge,
+                    FilterValue::Number(100.0)
+                ),
+                cmp(
+                    KeyKind::Attribute,
+                    "start_time",
+                    CompareOp::Lt,
+                    FilterValue::Number(200.0)
+                ),
+                cmp(
+                    KeyKind::Attribute,
+                    "end_time",
+                    CompareOp::Ne,
+                    FilterValue::Number(5.0)
+                ),
             ]
         );
     }
@@ -1206,7 +1382,12 @@ mod tests {
         assert_eq!(
             run_filter("dataset.context = 'training' and datasets.digest LIKE 'ab%'"),
             vec![
-                cmp(KeyKind::Dataset, "context", CompareOp::Eq, string("training")),
+                cmp(
+                    KeyKind::Dataset,
+                    "context",
+                    CompareOp::Eq,
+                    string("training")
+                ),
                 cmp(KeyKind::Dataset, "digest", CompareOp::Like, string("ab%")),
             ]
         );
@@ -1219,7 +1400,12 @@ mod tests {
             vec![
                 cmp(KeyKind::Param, "p", CompareOp::IsNull, FilterValue::Null),
                 cmp(KeyKind::Tag, "t", CompareOp::IsNotNull, FilterValue::Null),
-                cmp(KeyKind::Metric, "m", CompareOp::IsNotNull, FilterValue::Null),
+                cmp(
+                    KeyKind::Metric,
+                    "m",
+                    CompareOp::IsNotNull,
+                    FilterValue::Null
+                ),
             ]
         );
     }
@@ -1229,8 +1415,18 @@ mod tests {
         assert_eq!(
             run_filter("metrics.a>1 AnD metrics.b<=2"),
             vec![
-                cmp(KeyKind::Metric, "a", CompareOp::Gt, FilterValue::Number(1.0)),
-                cmp(KeyKind::Metric, "b", CompareOp::Le, FilterValue::Number(2.0)),
+                cmp(
+                    KeyKind::Metric,
+                    "a",
+                    CompareOp::Gt,
+                    FilterValue::Number(1.0)
+                ),
+                cmp(
+                    KeyKind::Metric,
+                    "b",
+                    CompareOp::Le,
+                    FilterValue::Number(2.0)
+                ),
             ]
         );
     }
@@ -1238,7 +1434,10 @@ mod tests {
     #[test]
     fn or_is_rejected() {
         assert_invalid(parse_run_filter("metrics.a > 1 OR metrics.b < 2"), "'OR'");
-        assert_invalid(parse_run_filter("metrics.a > 1 or metrics.b < 2"), "Invalid clause(s)");
+        assert_invalid(
+            parse_run_filter("metrics.a > 1 or metrics.b < 2"),
+            "Invalid clause(s)",
+        );
     }
 
     #[test]
@@ -1253,23 +1452,38 @@ mod tests {
         );
         assert_invalid(parse_run_filter("metrics.a > 1 AND"), "Invalid clause(s)");
         assert_invalid(parse_run_filter("AND metrics.a > 1"), "Invalid clause(s)");
-        assert_invalid(parse_run_filter("metrics.a > 1 metrics.b > 2"), "Invalid clause(s)");
+        assert_invalid(
+            parse_run_filter("metrics.a > 1 metrics.b > 2"),
+            "Invalid clause(s)",
+        );
         assert_invalid(parse_run_filter("(metrics.a > 1)"), "Invalid clause(s)");
         assert_invalid(parse_run_filter("run_id IN 'a'"), "Invalid clause(s)");
         assert_invalid(parse_run_filter("params.a = 'x"), "Error on parsing filter");
-        assert_invalid(parse_run_filter("params.a = 'x' ; drop"), "Error on parsing filter");
+        assert_invalid(
+            parse_run_filter("params.a = 'x' ; drop"),
+            "Error on parsing filter",
+        );
     }
 
     #[test]
     fn invalid_entity_types_and_keys() {
         assert_invalid(parse_run_filter("foo.a = 'x'"), "Invalid entity type 'foo'");
-        assert_invalid(parse_run_filter("Metrics.a = 1"), "Invalid entity type 'Metrics'");
+        assert_invalid(
+            parse_run_filter("Metrics.a = 1"),
+            "Invalid entity type 'Metrics'",
+        );
         assert_invalid(
             parse_run_filter("attributes.color = 'x'"),
             "Invalid attribute key 'color' specified. Valid keys are",
         );
-        assert_invalid(parse_run_filter("lifecycle_stage = 'active'"), "Invalid attribute key");
-        assert_invalid(parse_run_filter("datasets.size = 'x'"), "Invalid dataset key 'size'");
+        assert_invalid(
+            parse_run_filter("lifecycle_stage = 'active'"),
+            "Invalid attribute key",
+        );
+        assert_invalid(
+            parse_run_filter("datasets.size = 'x'"),
+            "Invalid dataset key 'size'",
+        );
     }
 
     #[test]
@@ -1282,7 +1496,10 @@ mod tests {
             parse_run_filter("params.a = 1"),
             "Expected a quoted string value for parameter (e.g. 'my-value'). Got value 1",
         );
-        assert_invalid(parse_run_filter("tags.a = x"), "Parameter value is either not quoted");
+        assert_invalid(
+            parse_run_filter("tags.a = x"),
+            "Parameter value is either not quoted",
+        );
         assert_invalid(
             parse_run_filter("attributes.status = 1"),
             "Expected a quoted string value for attributes. Got value 1",
@@ -1307,26 +1524,53 @@ mod tests {
             parse_run_filter("metrics.a LIKE 1"),
             "Invalid comparator 'LIKE' not one of",
         );
-        assert_invalid(parse_run_filter("params.a > 'x'"), "Invalid comparator '>' not one of");
+        assert_invalid(
+            parse_run_filter("params.a > 'x'"),
+            "Invalid comparator '>' not one of",
+        );
         assert_invalid(
             parse_run_filter("tags.a IN ('x')"),
             "Expected a quoted string value for tag",
         );
-        assert_invalid(parse_run_filter("start_time LIKE 5"), "Invalid comparator 'LIKE'");
+        assert_invalid(
+            parse_run_filter("start_time LIKE 5"),
+            "Invalid comparator 'LIKE'",
+        );
         assert_invalid(parse_run_filter("status > 'x'"), "Invalid comparator '>'");
-        assert_invalid(parse_run_filter("metrics.a == 1"), "Invalid comparator '=='");
-        assert_invalid(parse_run_filter("metrics.a <> 1"), "Invalid comparator '<>'");
-        assert_invalid(parse_run_filter("params.a NOT LIKE 'x'"), "Invalid comparator 'NOT LIKE'");
-        assert_invalid(parse_run_filter("status IS NULL"), "Invalid comparator 'IS NULL'");
+        assert_invalid(
+            parse_run_filter("metrics.a == 1"),
+            "Invalid comparator '=='",
+        );
+        assert_invalid(
+            parse_run_filter("metrics.a <> 1"),
+            "Invalid comparator '<>'",
+        );
+        assert_invalid(
+            parse_run_filter("params.a NOT LIKE 'x'"),
+            "Invalid comparator 'NOT LIKE'",
+        );
+        assert_invalid(
+            parse_run_filter("status IS NULL"),
+            "Invalid comparator 'IS NULL'",
+        );
         assert_invalid(parse_run_filter("run_id = ('a')"), "needs IN or NOT IN");
     }
 
     #[test]
     fn malformed_lists() {
         assert_invalid(parse_run_filter("run_id IN ()"), "got empty list");
-        assert_invalid(parse_run_filter("run_id IN ('a', 1)"), "got different type in list");
-        assert_invalid(parse_run_filter("run_id IN (\"a\")"), "got different type in list");
-        assert_invalid(parse_run_filter("run_id IN ('a',)"), "got different type in list");
+        assert_invalid(
+            parse_run_filter("run_id IN ('a', 1)"),
+            "got different type in list",
+        );
+        assert_invalid(
+            parse_run_filter("run_id IN (\"a\")"),
+            "got different type in list",
+        );
+        assert_invalid(
+            parse_run_filter("run_id IN ('a',)"),
+            "got different type in list",
+        );
     }
 
     #[test]
@@ -1354,16 +1598,31 @@ mod tests {
 
     #[test]
     fn run_order_by_errors() {
-        assert_invalid(parse_run_order_by(&strings(&["metrics.a DESC x"])), "Could not be parsed");
+        assert_invalid(
+            parse_run_order_by(&strings(&["metrics.a DESC x"])),
+            "Could not be parsed",
+        );
         assert_invalid(
             parse_run_order_by(&strings(&["metrics.a DOWN"])),
             "Invalid ordering key in order_by clause 'metrics.a DOWN'",
         );
         assert_invalid(parse_run_order_by(&strings(&[""])), "Could not be parsed");
-        assert_invalid(parse_run_order_by(&strings(&["= DESC"])), "Could not be parsed");
-        assert_invalid(parse_run_order_by(&strings(&["color"])), "Invalid attribute key 'color'");
-        assert_invalid(parse_run_order_by(&strings(&["run name"])), "Invalid ordering key");
-        assert_invalid(parse_run_order_by(&strings(&["datasets.name"])), "Invalid identifier type");
+        assert_invalid(
+            parse_run_order_by(&strings(&["= DESC"])),
+            "Could not be parsed",
+        );
+        assert_invalid(
+            parse_run_order_by(&strings(&["color"])),
+            "Invalid attribute key 'color'",
+        );
+        assert_invalid(
+            parse_run_order_by(&strings(&["run name"])),
+            "Invalid ordering key",
+        );
+        assert_invalid(
+            parse_run_order_by(&strings(&["datasets.name"])),
+            "Invalid identifier type",
+        );
         assert_invalid(
             parse_run_order_by(&strings(&["metrics.a", "metric.a DESC"])),
             "`order_by` contains duplicate fields",
@@ -1380,7 +1639,12 @@ mod tests {
             parsed.ok().map(|f| f.comparisons),
             Some(vec![
                 cmp(KeyKind::Attribute, "name", CompareOp::Like, string("exp%")),
-                cmp(KeyKind::Attribute, "creation_time", CompareOp::Gt, FilterValue::Number(5.0)),
+                cmp(
+                    KeyKind::Attribute,
+                    "creation_time",
+                    CompareOp::Gt,
+                    FilterValue::Number(5.0)
+                ),
                 cmp(KeyKind::Tag, "team", CompareOp::Eq, string("ml")),
                 cmp(
                     KeyKind::Attribute,
@@ -1399,13 +1663,22 @@ mod tests {
             parse_experiment_filter("attributes.name = 'x'"),
             "Invalid entity type 'attributes'. Valid entity types are",
         );
-        assert_invalid(parse_experiment_filter("metrics.a > 1"), "Invalid entity type 'metrics'");
+        assert_invalid(
+            parse_experiment_filter("metrics.a > 1"),
+            "Invalid entity type 'metrics'",
+        );
         assert_invalid(
             parse_experiment_filter("experiment_id = '1'"),
             "Invalid attribute key 'experiment_id'",
         );
-        assert_invalid(parse_experiment_filter("name IN ('a')"), "list of quoted string values");
-        assert_invalid(parse_experiment_filter("name > 'a'"), "Invalid comparator '>'");
+        assert_invalid(
+            parse_experiment_filter("name IN ('a')"),
+            "list of quoted string values",
+        );
+        assert_invalid(
+            parse_experiment_filter("name > 'a'"),
+            "Invalid comparator '>'",
+        );
         assert_invalid(
             parse_experiment_filter("creation_time = 'a'"),
             "Expected numeric value type",
@@ -1455,7 +1728,12 @@ mod tests {
         assert_eq!(
             parsed.ok().map(|f| f.comparisons),
             Some(vec![
-                cmp(KeyKind::Metric, "acc", CompareOp::Ge, FilterValue::Number(0.9)),
+                cmp(
+                    KeyKind::Metric,
+                    "acc",
+                    CompareOp::Ge,
+                    FilterValue::Number(0.9)
+                ),
                 cmp(KeyKind::Param, "lr", CompareOp::Eq, string("0.1")),
                 cmp(KeyKind::Tag, "a b", CompareOp::Ne, string("x")),
                 cmp(KeyKind::Attribute, "name", CompareOp::Like, string("m%")),
@@ -1477,7 +1755,12 @@ mod tests {
                     CompareOp::In,
                     FilterValue::List(strings(&["m-1", "m-2"]))
                 ),
-                cmp(KeyKind::Attribute, "source_run_id", CompareOp::Eq, string("r")),
+                cmp(
+                    KeyKind::Attribute,
+                    "source_run_id",
+                    CompareOp::Eq,
+                    string("r")
+                ),
                 cmp(
                     KeyKind::Attribute,
                     "creation_timestamp_ms",
@@ -1506,7 +1789,10 @@ mod tests {
             parse_logged_model_filter("creation_time LIKE 3"),
             "Invalid comparator 'LIKE'",
         );
-        assert_invalid(parse_logged_model_filter("params.a = 3"), "Expected a quoted string value");
+        assert_invalid(
+            parse_logged_model_filter("params.a = 3"),
+            "Expected a quoted string value",
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ use crate::search_sql::{experiment_search_sql, Dialect};
 /// Experiment ids are integers in the database and strings in the domain; an
 /// id that is not a number names no experiment.
 pub(super) fn parse_experiment_id(experiment_id: &str) -> Result<i64> {
-    experiment_id.trim().parse().map_err(|_| experiment_not_found(experiment_id))
+    experiment_id
+        .trim()
+        .parse()
+        .map_err(|_| experiment_not_found(experiment_id))
 }
 
 /// The lifecycle stage and artifact location of an experiment, if it exists.
@@ -119,7 +122,10 @@ async fn upsert_tag(conn: &mut SqliteConnection, experiment_id: i64, tag: &Tag) 
 pub(super) async fn get(store: &SqliteStore, experiment_id: &str) -> Result<Experiment> {
     let id = parse_experiment_id(experiment_id)?;
     let mut tx = store.begin_read("read an experiment").await?;
-    load(&mut tx, &[id]).await?.pop().ok_or_else(|| experiment_not_found(experiment_id))
+    load(&mut tx, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| experiment_not_found(experiment_id))
 }
 
 pub(super) async fn get_by_name(store: &SqliteStore, name: &str) -> Result<Experiment> {
@@ -130,7 +136,8 @@ pub(super) async fn get_by_name(store: &SqliteStore, name: &str) -> Result<Exper
             .fetch_optional(&mut *tx)
             .await
             .db("look up an experiment by name")?;
-    let not_found = || KeelError::not_found(format!("Could not find experiment with name '{name}'"));
+    let not_found =
+        || KeelError::not_found(format!("Could not find experiment with name '{name}'"));
     let id = id.ok_or_else(not_found)?;
     load(&mut tx, &[id]).await?.pop().ok_or_else(not_found)
 }
@@ -141,13 +148,20 @@ pub(super) async fn search(
 ) -> Result<Page<Experiment>> {
     validate_max_results(search.max_results)?;
     let offset = decode_offset_token(search.page_token.as_deref())?;
-    let query =
-        experiment_search_sql(search, offset, u64::from(search.max_results) + 1, Dialect::Sqlite)?;
+    let query = experiment_search_sql(
+        search,
+        offset,
+        u64::from(search.max_results) + 1,
+        Dialect::Sqlite,
+    )?;
     let mut tx = store.begin_read("search experiments").await?;
     let (ids, next_page_token) =
         fetch_page_ids(&mut tx, &query, offset, search.max_results, int_id).await?;
     let items = load(&mut tx, &ids).await?;
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 type ExperimentRow = (i64, String, String, String, i64, i64);
@@ -178,7 +192,11 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
         for id in chunk {
             query = query.bind(id);
         }
-        for (id, key, value) in query.fetch_all(&mut *conn).await.db("read experiment tags")? {
+        for (id, key, value) in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read experiment tags")?
+        {
             tags.entry(id).or_default().push(Tag { key, value });
         }
     }
@@ -194,7 +212,9 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
             experiment_id: id.to_string(),
             name,
             artifact_location,
-            lifecycle_stage: stage.parse().map_err(|err| corrupt("lifecycle stage", err))?,
+            lifecycle_stage: stage
+                .parse()
+                .map_err(|err| corrupt("lifecycle stage", err))?,
             creation_time,
             last_update_time,
             tags: tags.remove(&id).unwrap_or_default(),
@@ -210,10 +230,14 @@ pub(super) async fn rename(store: &SqliteStore, experiment_id: &str, new_name: &
     let id = parse_experiment_id(experiment_id)?;
     let context = format!("rename experiment {experiment_id}");
     let mut tx = store.begin_write(&context).await?;
-    let (stage, _) =
-        stage_and_location(&mut tx, id).await?.ok_or_else(|| experiment_not_found(experiment_id))?;
+    let (stage, _) = stage_and_location(&mut tx, id)
+        .await?
+        .ok_or_else(|| experiment_not_found(experiment_id))?;
     if stage != LifecycleStage::Active.as_str() {
-        return Err(KeelError::new(ErrorCode::InvalidState, "Cannot rename a non-active experiment."));
+        return Err(KeelError::new(
+            ErrorCode::InvalidState,
+            "Cannot rename a non-active experiment.",
+        ));
     }
     let holder: Option<i64> =
         sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")

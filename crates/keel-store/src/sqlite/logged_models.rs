@@ -20,7 +20,10 @@ use crate::search_sql::{logged_model_search_sql, Dialect};
 const SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT: u32 = 100;
 
 pub(super) async fn create(store: &SqliteStore, new_model: &NewLoggedModel) -> Result<LoggedModel> {
-    let context = format!("create a logged model in experiment {}", new_model.experiment_id);
+    let context = format!(
+        "create a logged model in experiment {}",
+        new_model.experiment_id
+    );
     let mut tx = store.begin_write(&context).await?;
     let (experiment_id, experiment_location) =
         experiments::require_active(&mut tx, &new_model.experiment_id).await?;
@@ -35,7 +38,10 @@ pub(super) async fn create(store: &SqliteStore, new_model: &NewLoggedModel) -> R
     .bind(&model_id)
     .bind(experiment_id)
     .bind(&new_model.name)
-    .bind(join_uri(&experiment_location, &["models", &model_id, "artifacts"]))
+    .bind(join_uri(
+        &experiment_location,
+        &["models", &model_id, "artifacts"],
+    ))
     .bind(now)
     .bind(now)
     .bind(LoggedModelStatus::Pending.as_str())
@@ -87,7 +93,9 @@ async fn require_exists(conn: &mut SqliteConnection, model_id: &str) -> Result<(
         .fetch_optional(conn)
         .await
         .db("read a logged model")?;
-    found.map(|_| ()).ok_or_else(|| logged_model_not_found(model_id))
+    found
+        .map(|_| ())
+        .ok_or_else(|| logged_model_not_found(model_id))
 }
 
 pub(super) async fn finalize(
@@ -127,7 +135,11 @@ pub(super) async fn set_tags(store: &SqliteStore, model_id: &str, tags: &[Tag]) 
 }
 
 /// Adds params; a key already logged with another value fails them all.
-pub(super) async fn log_params(store: &SqliteStore, model_id: &str, params: &[Param]) -> Result<()> {
+pub(super) async fn log_params(
+    store: &SqliteStore,
+    model_id: &str,
+    params: &[Param],
+) -> Result<()> {
     let context = format!("log params to logged model {model_id}");
     let mut tx = store.begin_write(&context).await?;
     require_exists(&mut tx, model_id).await?;
@@ -135,7 +147,11 @@ pub(super) async fn log_params(store: &SqliteStore, model_id: &str, params: &[Pa
     tx.commit().await.db(&context)
 }
 
-async fn insert_params(conn: &mut SqliteConnection, model_id: &str, params: &[Param]) -> Result<()> {
+async fn insert_params(
+    conn: &mut SqliteConnection,
+    model_id: &str,
+    params: &[Param],
+) -> Result<()> {
     for param in params {
         let logged: Option<String> = sqlx::query_scalar(
             "SELECT value FROM logged_model_params WHERE model_id = ? AND key = ?",
@@ -156,13 +172,15 @@ async fn insert_params(conn: &mut SqliteConnection, model_id: &str, params: &[Pa
             }
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO logged_model_params (model_id, key, value) VALUES (?, ?, ?)")
-                    .bind(model_id)
-                    .bind(&param.key)
-                    .bind(&param.value)
-                    .execute(&mut *conn)
-                    .await
-                    .db("log logged model params")?;
+                sqlx::query(
+                    "INSERT INTO logged_model_params (model_id, key, value) VALUES (?, ?, ?)",
+                )
+                .bind(model_id)
+                .bind(&param.key)
+                .bind(&param.value)
+                .execute(&mut *conn)
+                .await
+                .db("log logged model params")?;
             }
         }
     }
@@ -217,7 +235,9 @@ pub(super) async fn search(
     };
     validate_max_results(page_size)?;
     if search.datasets.iter().any(|(name, _)| name.is_empty()) {
-        return Err(KeelError::invalid("`dataset_name` in the `datasets` clause must be specified."));
+        return Err(KeelError::invalid(
+            "`dataset_name` in the `datasets` clause must be specified.",
+        ));
     }
     let offset = decode_offset_token(search.page_token.as_deref())?;
     let mut search = search.clone();
@@ -225,9 +245,13 @@ pub(super) async fn search(
     let query =
         logged_model_search_sql(&search, offset, u64::from(page_size) + 1, Dialect::Sqlite)?;
     let mut tx = store.begin_read("search logged models").await?;
-    let (ids, next_page_token) = fetch_page_ids(&mut tx, &query, offset, page_size, text_id).await?;
+    let (ids, next_page_token) =
+        fetch_page_ids(&mut tx, &query, offset, page_size, text_id).await?;
     let items = load(&mut tx, &ids).await?;
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 type ModelRow = (
@@ -243,7 +267,16 @@ type ModelRow = (
     Option<String>,
     String,
 );
-type ModelMetricRow = (String, String, f64, bool, i64, i64, Option<String>, Option<String>);
+type ModelMetricRow = (
+    String,
+    String,
+    f64,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
 /// The logged models with these ids (any lifecycle stage), complete, in the order of `ids`.
 async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedModel>> {
@@ -285,7 +318,10 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
     )
     .await?;
     for (model_id, key, value) in param_rows {
-        params.entry(model_id).or_default().push(Param { key, value });
+        params
+            .entry(model_id)
+            .or_default()
+            .push(Param { key, value });
     }
 
     let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
@@ -298,7 +334,8 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
         "read logged model metrics",
     )
     .await?;
-    for (model_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) in metric_rows {
+    for (model_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) in metric_rows
+    {
         let metric = Metric {
             key,
             value: if is_nan { f64::NAN } else { value },
@@ -333,16 +370,23 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
             artifact_location,
             creation_timestamp_ms,
             last_updated_timestamp_ms,
-            status: status.parse().map_err(|err| corrupt("logged model status", err))?,
+            status: status
+                .parse()
+                .map_err(|err| corrupt("logged model status", err))?,
             status_message,
             model_type,
             source_run_id,
-            lifecycle_stage: stage.parse().map_err(|err| corrupt("lifecycle stage", err))?,
+            lifecycle_stage: stage
+                .parse()
+                .map_err(|err| corrupt("lifecycle stage", err))?,
             tags: tags.remove(&model_id).unwrap_or_default(),
             params: params.remove(&model_id).unwrap_or_default(),
             metrics: metrics.remove(&model_id).unwrap_or_default(),
         };
         models.insert(model_id, model);
     }
-    Ok(ids.iter().filter_map(|model_id| models.remove(model_id)).collect())
+    Ok(ids
+        .iter()
+        .filter_map(|model_id| models.remove(model_id))
+        .collect())
 }

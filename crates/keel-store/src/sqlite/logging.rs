@@ -49,8 +49,10 @@ async fn insert_params(conn: &mut SqliteConnection, run_id: &str, params: &[Para
         }
         logged.extend(query.fetch_all(&mut *conn).await.db("read logged params")?);
     }
-    let mut known: HashMap<&str, &str> =
-        logged.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+    let mut known: HashMap<&str, &str> = logged
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect();
     let mut new_params: Vec<&Param> = Vec::new();
     for param in params {
         match known.get(param.key.as_str()) {
@@ -93,7 +95,11 @@ struct StoredMetric<'a> {
 impl<'a> StoredMetric<'a> {
     fn new(metric: &'a Metric) -> Self {
         let is_nan = metric.value.is_nan();
-        StoredMetric { metric, value: if is_nan { 0.0 } else { metric.value }, is_nan }
+        StoredMetric {
+            metric,
+            value: if is_nan { 0.0 } else { metric.value },
+            is_nan,
+        }
     }
 
     /// MLflow's "more recent" order for latest metrics: step, then timestamp,
@@ -109,7 +115,11 @@ impl<'a> StoredMetric<'a> {
     }
 }
 
-async fn insert_metrics(conn: &mut SqliteConnection, run_id: &str, metrics: &[Metric]) -> Result<()> {
+async fn insert_metrics(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<()> {
     if metrics.is_empty() {
         return Ok(());
     }
@@ -178,7 +188,10 @@ async fn insert_metrics(conn: &mut SqliteConnection, run_id: &str, metrics: &[Me
                 .bind(row.value)
                 .bind(row.is_nan);
         }
-        query.execute(&mut *conn).await.db("update latest metrics")?;
+        query
+            .execute(&mut *conn)
+            .await
+            .db("update latest metrics")?;
     }
 
     insert_logged_model_metrics(conn, run_id, &stored).await
@@ -345,7 +358,11 @@ pub(super) async fn log_inputs(
 }
 
 /// Records logged models a run produced; logging a model again updates its step.
-pub(super) async fn log_outputs(store: &SqliteStore, run_id: &str, models: &[ModelOutput]) -> Result<()> {
+pub(super) async fn log_outputs(
+    store: &SqliteStore,
+    run_id: &str,
+    models: &[ModelOutput],
+) -> Result<()> {
     let context = format!("log outputs of run {run_id}");
     let mut tx = store.begin_write(&context).await?;
     runs::require_active(&mut tx, run_id).await?;

@@ -17,7 +17,16 @@ use super::SqliteStore;
 /// (MLflow's `MAX_RESULTS_GET_METRIC_HISTORY`).
 const MAX_RESULTS_GET_METRIC_HISTORY: usize = 25_000;
 
-type MetricRow = (String, f64, bool, i64, i64, Option<String>, Option<String>, Option<String>);
+type MetricRow = (
+    String,
+    f64,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 const METRIC_COLUMNS: &str =
     "key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest";
@@ -37,7 +46,10 @@ fn metric_from_row(row: MetricRow) -> Metric {
 
 /// Every observation of a metric ordered by step, timestamp, value; all of
 /// them when `max_results` is `None`. An unknown run has an empty history, as in MLflow.
-pub(super) async fn history(store: &SqliteStore, query: &MetricHistoryQuery) -> Result<Page<Metric>> {
+pub(super) async fn history(
+    store: &SqliteStore,
+    query: &MetricHistoryQuery,
+) -> Result<Page<Metric>> {
     if query.max_results == Some(0) {
         return Err(KeelError::invalid(
             "Invalid value for request parameter max_results. It must be a positive integer, but got 0",
@@ -45,7 +57,9 @@ pub(super) async fn history(store: &SqliteStore, query: &MetricHistoryQuery) -> 
     }
     let offset = decode_offset_token(query.page_token.as_deref())?;
     // SQLite reads LIMIT -1 as "no limit".
-    let limit = query.max_results.map_or(-1, |max_results| i64::from(max_results) + 1);
+    let limit = query
+        .max_results
+        .map_or(-1, |max_results| i64::from(max_results) + 1);
     let sql = format!(
         "SELECT {METRIC_COLUMNS} FROM metrics WHERE run_uuid = ? AND key = ?
          ORDER BY step, timestamp, value LIMIT ? OFFSET ?"
@@ -67,7 +81,10 @@ pub(super) async fn history(store: &SqliteStore, query: &MetricHistoryQuery) -> 
         }
         _ => None,
     };
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// MLflow's `GetMetricHistoryBulkInterval`: sample at most `max_results` of the
@@ -101,7 +118,11 @@ pub(super) async fn bulk_interval(
     let mut samples = Vec::new();
     for run_id in &unique_run_ids {
         let observations = observations_at_steps(&mut tx, run_id, metric_key, &steps).await?;
-        samples.extend(observations.into_iter().map(|metric| (run_id.clone(), metric)));
+        samples.extend(
+            observations
+                .into_iter()
+                .map(|metric| (run_id.clone(), metric)),
+        );
     }
     Ok(samples)
 }
@@ -147,7 +168,11 @@ fn sample_steps(all_steps: &[i64], start: i64, end: i64, max_results: usize) -> 
     }
     let interval = in_range.len() as f64 / max_results as f64;
     let mut sampled: BTreeSet<i64> = (0..max_results)
-        .filter_map(|sample_idx| in_range.get((sample_idx as f64 * interval) as usize).copied())
+        .filter_map(|sample_idx| {
+            in_range
+                .get((sample_idx as f64 * interval) as usize)
+                .copied()
+        })
         .collect();
     if let Some(last) = in_range.last() {
         sampled.insert(*last);
@@ -169,11 +194,16 @@ async fn observations_at_steps(
              ORDER BY step, timestamp, value",
             placeholders(chunk.len())
         );
-        let mut query = sqlx::query_as::<_, MetricRow>(&sql).bind(run_id).bind(metric_key);
+        let mut query = sqlx::query_as::<_, MetricRow>(&sql)
+            .bind(run_id)
+            .bind(metric_key);
         for step in chunk {
             query = query.bind(step);
         }
-        let rows = query.fetch_all(&mut *conn).await.db("read metric history")?;
+        let rows = query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read metric history")?;
         metrics.extend(rows.into_iter().map(metric_from_row));
         if metrics.len() >= MAX_RESULTS_GET_METRIC_HISTORY {
             metrics.truncate(MAX_RESULTS_GET_METRIC_HISTORY);
@@ -199,7 +229,10 @@ mod tests {
     fn many_steps_are_sampled_evenly_with_first_and_last() {
         let steps: Vec<i64> = (0..100).collect();
         let sampled = sample_steps(&steps, 0, 99, 10);
-        assert_eq!(sampled, BTreeSet::from([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99]));
+        assert_eq!(
+            sampled,
+            BTreeSet::from([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99])
+        );
         let window = sample_steps(&steps, 50, 59, 5);
         assert_eq!(window, BTreeSet::from([50, 52, 54, 56, 58, 59]));
     }

@@ -8,8 +8,10 @@ use super::errors::DbResultExt;
 use super::sql::{join_uri, now_ms};
 
 /// Every migration this build knows, oldest first. Versions never change once released.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_tracking.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_tracking.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_registry.sql")),
+];
 
 /// The schema version this build writes.
 pub(super) fn latest_version() -> i64 {
@@ -31,7 +33,10 @@ pub(super) async fn run(conn: &mut SqliteConnection, default_artifact_root: &str
 
     for (version, migration_sql) in MIGRATIONS {
         // IMMEDIATE: two processes starting on one file migrate one after the other.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db("start a migration")?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .db("start a migration")?;
         let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
             .fetch_one(&mut *tx)
             .await
@@ -51,7 +56,10 @@ pub(super) async fn run(conn: &mut SqliteConnection, default_artifact_root: &str
             continue;
         }
         let context = format!("apply schema migration {version}");
-        sqlx::raw_sql(migration_sql).execute(&mut *tx).await.db(&context)?;
+        sqlx::raw_sql(migration_sql)
+            .execute(&mut *tx)
+            .await
+            .db(&context)?;
         if *version == 1 {
             insert_default_experiment(&mut tx, default_artifact_root).await?;
         }

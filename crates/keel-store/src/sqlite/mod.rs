@@ -15,6 +15,7 @@ mod logged_models;
 mod logging;
 mod metrics;
 mod migrate;
+mod registry;
 mod runs;
 mod search;
 mod sql;
@@ -63,7 +64,10 @@ impl SqliteStore {
     /// under `<default_artifact_root>/<experiment id>`.
     pub async fn open(url_or_path: &str, default_artifact_root: &str) -> Result<SqliteStore> {
         let path = database_path(url_or_path)?;
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             tokio::fs::create_dir_all(parent).await.map_err(|err| {
                 KeelError::internal(format!(
                     "cannot create the database folder {}: {err}",
@@ -137,7 +141,10 @@ impl SqliteStore {
 
     /// A write transaction holding SQLite's write lock from its first statement.
     async fn begin_write(&self, context: &str) -> Result<Transaction<'static, Sqlite>> {
-        self.write_pool.begin_with("BEGIN IMMEDIATE").await.db(context)
+        self.write_pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .db(context)
     }
 
     /// A read transaction: every query in it sees one snapshot of the database.

@@ -41,7 +41,11 @@ pub(super) async fn require_active(conn: &mut SqliteConnection, run_id: &str) ->
 }
 
 pub(super) async fn create(store: &SqliteStore, new_run: &NewRun) -> Result<Run> {
-    let tag_name = new_run.tags.iter().rev().find(|tag| tag.key == RUN_NAME_TAG);
+    let tag_name = new_run
+        .tags
+        .iter()
+        .rev()
+        .find(|tag| tag.key == RUN_NAME_TAG);
     let run_name = match tag_name {
         Some(tag) if !new_run.run_name.is_empty() && tag.value != new_run.run_name => {
             return Err(KeelError::invalid(format!(
@@ -89,7 +93,11 @@ pub(super) async fn create(store: &SqliteStore, new_run: &NewRun) -> Result<Run>
 
 /// Sets run tags, last value winning; one statement per tag is fine here
 /// because `log_batch` has its own multi-row path.
-pub(super) async fn upsert_tags(conn: &mut SqliteConnection, run_id: &str, tags: &[Tag]) -> Result<()> {
+pub(super) async fn upsert_tags(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    tags: &[Tag],
+) -> Result<()> {
     for tag in tags {
         sqlx::query(
             "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)
@@ -107,10 +115,17 @@ pub(super) async fn upsert_tags(conn: &mut SqliteConnection, run_id: &str, tags:
 
 pub(super) async fn get(store: &SqliteStore, run_id: &str) -> Result<Run> {
     let mut tx = store.begin_read("read a run").await?;
-    load(&mut tx, &[run_id.to_string()]).await?.pop().ok_or_else(|| run_not_found(run_id))
+    load(&mut tx, &[run_id.to_string()])
+        .await?
+        .pop()
+        .ok_or_else(|| run_not_found(run_id))
 }
 
-pub(super) async fn update(store: &SqliteStore, run_id: &str, update: &RunUpdate) -> Result<RunInfo> {
+pub(super) async fn update(
+    store: &SqliteStore,
+    run_id: &str,
+    update: &RunUpdate,
+) -> Result<RunInfo> {
     let context = format!("update run {run_id}");
     let mut tx = store.begin_write(&context).await?;
     require_active(&mut tx, run_id).await?;
@@ -130,7 +145,10 @@ pub(super) async fn update(store: &SqliteStore, run_id: &str, update: &RunUpdate
     if let Some(name) = new_name {
         upsert_tags(&mut tx, run_id, &[Tag::new(RUN_NAME_TAG, name)]).await?;
     }
-    let run = load(&mut tx, &[run_id.to_string()]).await?.pop().ok_or_else(|| run_not_found(run_id))?;
+    let run = load(&mut tx, &[run_id.to_string()])
+        .await?
+        .pop()
+        .ok_or_else(|| run_not_found(run_id))?;
     tx.commit().await.db(&context)?;
     Ok(run.info)
 }
@@ -150,14 +168,15 @@ async fn set_stage(store: &SqliteStore, run_id: &str, stage: LifecycleStage) -> 
         LifecycleStage::Active => None,
     };
     let mut tx = store.begin_write(&context).await?;
-    let updated = sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
-        .bind(stage.as_str())
-        .bind(deleted_time)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await
-        .db(&context)?
-        .rows_affected();
+    let updated =
+        sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .db(&context)?
+            .rows_affected();
     if updated == 0 {
         return Err(run_not_found(run_id));
     }
@@ -176,7 +195,9 @@ pub(super) async fn delete_tag(store: &SqliteStore, run_id: &str, key: &str) -> 
         .db(&context)?
         .rows_affected();
     if deleted == 0 {
-        return Err(KeelError::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+        return Err(KeelError::not_found(format!(
+            "No tag with name: {key} in run with id {run_id}"
+        )));
     }
     tx.commit().await.db(&context)
 }
@@ -184,12 +205,20 @@ pub(super) async fn delete_tag(store: &SqliteStore, run_id: &str, key: &str) -> 
 pub(super) async fn search(store: &SqliteStore, search: &RunSearch) -> Result<Page<Run>> {
     validate_max_results(search.max_results)?;
     let offset = decode_offset_token(search.page_token.as_deref())?;
-    let query = run_search_sql(search, offset, u64::from(search.max_results) + 1, Dialect::Sqlite)?;
+    let query = run_search_sql(
+        search,
+        offset,
+        u64::from(search.max_results) + 1,
+        Dialect::Sqlite,
+    )?;
     let mut tx = store.begin_read("search runs").await?;
     let (ids, next_page_token) =
         fetch_page_ids(&mut tx, &query, offset, search.max_results, text_id).await?;
     let items = load(&mut tx, &ids).await?;
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// Runs `SELECT <columns> FROM ... WHERE <id column> IN (<ids>) <suffix>` over
@@ -206,7 +235,10 @@ where
 {
     let mut rows = Vec::new();
     for chunk in pow2_chunks(ids, MAX_IDS_PER_IN_LIST) {
-        let sql = format!("{select_from_where_in} ({}) {suffix}", placeholders(chunk.len()));
+        let sql = format!(
+            "{select_from_where_in} ({}) {suffix}",
+            placeholders(chunk.len())
+        );
         let mut query = sqlx::query_as::<_, T>(&sql);
         for id in chunk {
             query = query.bind(id.as_str());
@@ -216,9 +248,28 @@ where
     Ok(rows)
 }
 
-type RunRow = (String, i64, String, String, String, Option<i64>, Option<i64>, String, String);
+type RunRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+);
 type LatestMetricRow = (String, String, f64, bool, i64, i64);
-type DatasetInputRow = (String, String, String, String, String, String, Option<String>, Option<String>);
+type DatasetInputRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 /// The runs with these ids, complete, in the order of `ids` (unknown ids are skipped).
 pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<Run>> {
@@ -273,7 +324,10 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
     .await?;
     for (run_id, key, value, is_nan, timestamp, step) in metric_rows {
         let value = if is_nan { f64::NAN } else { value };
-        metrics.entry(run_id).or_default().push(Metric::new(key, value, timestamp, step));
+        metrics
+            .entry(run_id)
+            .or_default()
+            .push(Metric::new(key, value, timestamp, step));
     }
 
     let mut dataset_inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
@@ -288,10 +342,20 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
     )
     .await?;
     for (run_id, tags_json, name, digest, source_type, source, schema, profile) in dataset_rows {
-        dataset_inputs.entry(run_id).or_default().push(DatasetInput {
-            tags: tags_from_json(&tags_json)?,
-            dataset: Dataset { name, digest, source_type, source, schema, profile },
-        });
+        dataset_inputs
+            .entry(run_id)
+            .or_default()
+            .push(DatasetInput {
+                tags: tags_from_json(&tags_json)?,
+                dataset: Dataset {
+                    name,
+                    digest,
+                    source_type,
+                    source,
+                    schema,
+                    profile,
+                },
+            });
     }
 
     let mut model_inputs: HashMap<String, Vec<ModelInput>> = HashMap::new();
@@ -304,7 +368,10 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
     )
     .await?;
     for (run_id, model_id) in input_rows {
-        model_inputs.entry(run_id).or_default().push(ModelInput { model_id });
+        model_inputs
+            .entry(run_id)
+            .or_default()
+            .push(ModelInput { model_id });
     }
 
     let mut model_outputs: HashMap<String, Vec<ModelOutput>> = HashMap::new();
@@ -317,12 +384,24 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
     )
     .await?;
     for (run_id, model_id, step) in output_rows {
-        model_outputs.entry(run_id).or_default().push(ModelOutput { model_id, step });
+        model_outputs
+            .entry(run_id)
+            .or_default()
+            .push(ModelOutput { model_id, step });
     }
 
     let mut infos: HashMap<String, RunInfo> = HashMap::with_capacity(run_rows.len());
-    for (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, stage) in
-        run_rows
+    for (
+        run_id,
+        experiment_id,
+        run_name,
+        user_id,
+        status,
+        start_time,
+        end_time,
+        artifact_uri,
+        stage,
+    ) in run_rows
     {
         let info = RunInfo {
             run_id: run_id.clone(),
@@ -333,7 +412,9 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
             start_time,
             end_time,
             artifact_uri,
-            lifecycle_stage: stage.parse().map_err(|err| corrupt("lifecycle stage", err))?,
+            lifecycle_stage: stage
+                .parse()
+                .map_err(|err| corrupt("lifecycle stage", err))?,
         };
         infos.insert(run_id, info);
     }
@@ -354,7 +435,9 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
                 dataset_inputs: dataset_inputs.remove(run_id).unwrap_or_default(),
                 model_inputs: model_inputs.remove(run_id).unwrap_or_default(),
             },
-            outputs: RunOutputs { model_outputs: model_outputs.remove(run_id).unwrap_or_default() },
+            outputs: RunOutputs {
+                model_outputs: model_outputs.remove(run_id).unwrap_or_default(),
+            },
         });
     }
     Ok(runs)
@@ -364,7 +447,12 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
 pub(super) fn tags_to_json(tags: &[Tag]) -> String {
     let object: serde_json::Map<String, serde_json::Value> = tags
         .iter()
-        .map(|tag| (tag.key.clone(), serde_json::Value::String(tag.value.clone())))
+        .map(|tag| {
+            (
+                tag.key.clone(),
+                serde_json::Value::String(tag.value.clone()),
+            )
+        })
         .collect();
     serde_json::Value::Object(object).to_string()
 }
@@ -376,7 +464,10 @@ fn tags_from_json(json: &str) -> Result<Vec<Tag>> {
         .into_iter()
         .map(|(key, value)| match value {
             serde_json::Value::String(value) => Tag { key, value },
-            other => Tag { key, value: other.to_string() },
+            other => Tag {
+                key,
+                value: other.to_string(),
+            },
         })
         .collect())
 }
@@ -387,7 +478,11 @@ mod tests {
 
     #[test]
     fn dataset_tags_round_trip_through_json() {
-        let tags = vec![Tag::new("mlflow.data.context", "train"), Tag::new("k", "v\"quoted\"")];
+        // Keys come back sorted.
+        let tags = vec![
+            Tag::new("k", "v\"quoted\""),
+            Tag::new("mlflow.data.context", "train"),
+        ];
         let json = tags_to_json(&tags);
         assert_eq!(tags_from_json(&json).expect("valid json"), tags);
         assert!(tags_from_json("not json").is_err());

@@ -59,7 +59,8 @@ pub(super) async fn fetch_page_ids<Id>(
 
 /// The first column as text (run and logged model ids).
 pub(super) fn text_id(row: &SqliteRow) -> Result<String> {
-    row.try_get::<String, _>(0).map_err(|err| corrupt("search result id", err))
+    row.try_get::<String, _>(0)
+        .map_err(|err| corrupt("search result id", err))
 }
 
 /// The first column as an integer (experiment ids), whether stored or computed as text.
@@ -67,7 +68,9 @@ pub(super) fn int_id(row: &SqliteRow) -> Result<i64> {
     if let Ok(id) = row.try_get::<i64, _>(0) {
         return Ok(id);
     }
-    let text = row.try_get::<String, _>(0).map_err(|err| corrupt("experiment id", err))?;
+    let text = row
+        .try_get::<String, _>(0)
+        .map_err(|err| corrupt("experiment id", err))?;
     text.parse().map_err(|err| corrupt("experiment id", err))
 }
 

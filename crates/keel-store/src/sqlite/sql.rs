@@ -98,13 +98,18 @@ mod tests {
     #[test]
     fn join_uri_avoids_double_slashes() {
         assert_eq!(join_uri("s3://bucket/", &["0"]), "s3://bucket/0");
-        assert_eq!(join_uri("/data/art", &["1", "abc", "artifacts"]), "/data/art/1/abc/artifacts");
+        assert_eq!(
+            join_uri("/data/art", &["1", "abc", "artifacts"]),
+            "/data/art/1/abc/artifacts"
+        );
     }
 
     #[test]
     fn hex_ids_are_32_chars() {
         let id = new_hex_id();
         assert_eq!(id.len(), 32);
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
 }

@@ -33,7 +33,10 @@ pub fn expect_error<T: Debug>(result: Result<T>, code: ErrorCode) -> KeelError {
 
 /// Creates an experiment with a unique name.
 pub async fn new_experiment(store: &dyn TrackingStore, name: &str) -> String {
-    store.create_experiment(name, None, &[]).await.expect("create experiment")
+    store
+        .create_experiment(name, None, &[])
+        .await
+        .expect("create experiment")
 }
 
 /// Creates a run named `name` in `experiment_id`.
@@ -51,7 +54,9 @@ pub async fn new_run(store: &dyn TrackingStore, experiment_id: &str, name: &str)
 }
 
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|tag| tag.key == key).map(|tag| tag.value.as_str())
+    tags.iter()
+        .find(|tag| tag.key == key)
+        .map(|tag| tag.value.as_str())
 }
 
 pub fn metric(key: &str, value: f64, timestamp: i64, step: i64) -> Metric {
