@@ -106,6 +106,7 @@ class KeelServer:
         # Lets tests/e2e/mlflow_as_keel.sh find the venv's `mlflow` when it stands in for keel.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")
         env.update(self.extra_env)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -61,6 +61,11 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)
         .merge(meta_routes::routes())
+        // MLflow's UI fetches version files at the root, without an API prefix.
+        .route(
+            "/model-versions/get-artifact",
+            axum::routing::get(registry_routes::get_model_version_artifact),
+        )
         .layer(DefaultBodyLimit::max(options.max_json_body_bytes))
         .with_state(state.clone());
     Router::new()

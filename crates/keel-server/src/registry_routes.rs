@@ -413,7 +413,7 @@ async fn delete_model_version_tag(
 /// Streams `path` of a version's files. Only versions stored behind the
 /// artifact proxy (`mlflow-artifacts:`) are served; the server never reads
 /// foreign locations on a client's behalf.
-async fn get_model_version_artifact(
+pub(crate) async fn get_model_version_artifact(
     State(state): State<AppState>,
     MlflowRequest(req): MlflowRequest<w::GetModelVersionArtifact>,
 ) -> ApiResult<Response> {

@@ -26,9 +26,10 @@ async fn server_with(options: HttpOptions) -> TestServer {
         .await
         .expect("open store");
     let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
+    let store = Arc::new(store);
     let state = AppState {
-        tracking: TrackingService::new(Arc::new(store)),
-        registry: RegistryService::default(),
+        tracking: TrackingService::new(store.clone()),
+        registry: RegistryService::new(store.clone(), store),
         artifacts: Arc::new(artifacts),
     };
     TestServer {

@@ -51,7 +51,11 @@ struct SqlBuilder {
 
 impl SqlBuilder {
     fn new(dialect: Dialect) -> Self {
-        SqlBuilder { dialect, sql: String::with_capacity(512), binds: Vec::new() }
+        SqlBuilder {
+            dialect,
+            sql: String::with_capacity(512),
+            binds: Vec::new(),
+        }
     }
 
     fn push(&mut self, text: &str) {
@@ -88,7 +92,10 @@ impl SqlBuilder {
     fn finish(mut self, offset: u64, limit: u64) -> CompiledQuery {
         let clamp = |n: u64| n.min(i64::MAX as u64);
         self.push(&format!(" LIMIT {} OFFSET {}", clamp(limit), clamp(offset)));
-        CompiledQuery { sql: self.sql, binds: self.binds }
+        CompiledQuery {
+            sql: self.sql,
+            binds: self.binds,
+        }
     }
 }
 
@@ -114,9 +121,9 @@ fn scalar_bind(value: &FilterValue, column_type: ColumnType) -> Result<BindValue
     match value {
         FilterValue::String(text) => Ok(BindValue::Text(text.clone())),
         FilterValue::Number(number) => Ok(number_bind(*number, column_type)),
-        FilterValue::List(_) | FilterValue::Null => {
-            Err(KeelError::invalid(format!("expected a single value, got {value:?}")))
-        }
+        FilterValue::List(_) | FilterValue::Null => Err(KeelError::invalid(format!(
+            "expected a single value, got {value:?}"
+        ))),
     }
 }
 
@@ -191,16 +198,26 @@ fn push_value_comparison(
             };
             if items.is_empty() {
                 // Nothing is in an empty list; everything is outside it.
-                builder.push(if op == CompareOp::In { "1 = 0" } else { "1 = 1" });
+                builder.push(if op == CompareOp::In {
+                    "1 = 0"
+                } else {
+                    "1 = 1"
+                });
                 return Ok(());
             }
             builder.push(column);
-            builder.push(if op == CompareOp::In { " IN " } else { " NOT IN " });
+            builder.push(if op == CompareOp::In {
+                " IN "
+            } else {
+                " NOT IN "
+            });
             builder.bind_list(items.iter().map(|item| BindValue::Text(item.clone())));
             return Ok(());
         }
         CompareOp::IsNull | CompareOp::IsNotNull => {
-            return Err(KeelError::invalid("IS NULL and IS NOT NULL apply to key presence only"));
+            return Err(KeelError::invalid(
+                "IS NULL and IS NOT NULL apply to key presence only",
+            ));
         }
     };
     builder.push(&format!("{column} {symbol} "));
@@ -218,12 +235,24 @@ fn push_metric_comparison(
 ) -> Result<()> {
     if op == CompareOp::Ne {
         builder.push(&format!("({alias}.is_nan = 1 OR "));
-        push_value_comparison(builder, &format!("{alias}.value"), op, value, ColumnType::Real)?;
+        push_value_comparison(
+            builder,
+            &format!("{alias}.value"),
+            op,
+            value,
+            ColumnType::Real,
+        )?;
         builder.push(")");
         return Ok(());
     }
     builder.push(&format!("{alias}.is_nan = 0 AND "));
-    push_value_comparison(builder, &format!("{alias}.value"), op, value, ColumnType::Real)
+    push_value_comparison(
+        builder,
+        &format!("{alias}.value"),
+        op,
+        value,
+        ColumnType::Real,
+    )
 }
 
 /// The key/value tables of one entity, correlated to its outer row.
@@ -266,7 +295,11 @@ fn push_key_value_term(
         }
     };
     let negated = comparison.op == CompareOp::IsNull;
-    builder.push(if negated { "NOT EXISTS (SELECT 1 FROM " } else { "EXISTS (SELECT 1 FROM " });
+    builder.push(if negated {
+        "NOT EXISTS (SELECT 1 FROM "
+    } else {
+        "EXISTS (SELECT 1 FROM "
+    });
     builder.push(&format!("{table} {alias} WHERE "));
     builder.push(&tables.correlation.replace("{alias}", alias));
     builder.push(&format!(" AND {alias}.key = "));
@@ -324,7 +357,10 @@ fn direction(ascending: bool) -> &'static str {
 /// `col ASC|DESC`, with NULLs last when the column can hold them.
 fn attribute_order(column: &str, ascending: bool, nullable: bool) -> String {
     if nullable {
-        format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END, {column} {}", direction(ascending))
+        format!(
+            "CASE WHEN {column} IS NULL THEN 1 ELSE 0 END, {column} {}",
+            direction(ascending)
+        )
     } else {
         format!("{column} {}", direction(ascending))
     }
@@ -345,7 +381,11 @@ fn run_column(key: &str) -> Result<(&'static str, ColumnType, bool)> {
         "lifecycle_stage" => ("runs.lifecycle_stage", ColumnType::Text, false),
         "start_time" => ("runs.start_time", ColumnType::Integer, true),
         "end_time" => ("runs.end_time", ColumnType::Integer, true),
-        other => return Err(KeelError::invalid(format!("Invalid attribute key '{other}'"))),
+        other => {
+            return Err(KeelError::invalid(format!(
+                "Invalid attribute key '{other}'"
+            )))
+        }
     })
 }
 
@@ -364,7 +404,13 @@ fn push_run_dataset_term(builder: &mut SqlBuilder, comparison: &Comparison) -> R
         "EXISTS (SELECT 1 FROM run_dataset_inputs di JOIN datasets d \
          ON d.dataset_uuid = di.dataset_uuid WHERE di.run_uuid = runs.run_uuid AND ",
     );
-    push_value_comparison(builder, &column, comparison.op, &comparison.value, ColumnType::Text)?;
+    push_value_comparison(
+        builder,
+        &column,
+        comparison.op,
+        &comparison.value,
+        ColumnType::Text,
+    )?;
     builder.push(")");
     Ok(())
 }
@@ -373,7 +419,13 @@ fn push_run_term(builder: &mut SqlBuilder, comparison: &Comparison) -> Result<()
     match comparison.kind {
         KeyKind::Attribute => {
             let (column, column_type, _) = run_column(&comparison.key)?;
-            push_value_comparison(builder, column, comparison.op, &comparison.value, column_type)
+            push_value_comparison(
+                builder,
+                column,
+                comparison.op,
+                &comparison.value,
+                column_type,
+            )
         }
         KeyKind::Metric | KeyKind::Param | KeyKind::Tag => {
             push_key_value_term(builder, &RUN_TABLES, comparison, &|_| {})
@@ -431,7 +483,13 @@ pub(crate) fn run_search_sql(
     builder.push(" WHERE ");
     push_experiment_ids(&mut builder, "runs.experiment_id", experiment_ids);
     builder.push(" AND runs.lifecycle_stage IN ");
-    builder.bind_list(search.view_type.stages().iter().map(|s| BindValue::Text(s.to_string())));
+    builder.bind_list(
+        search
+            .view_type
+            .stages()
+            .iter()
+            .map(|s| BindValue::Text(s.to_string())),
+    );
     for comparison in &search.filter.comparisons {
         builder.push(" AND ");
         push_run_term(&mut builder, comparison)?;
@@ -462,7 +520,11 @@ fn experiment_column(key: &str) -> Result<(&'static str, ColumnType)> {
         "creation_time" => ("experiments.creation_time", ColumnType::Integer),
         "last_update_time" => ("experiments.last_update_time", ColumnType::Integer),
         "lifecycle_stage" => ("experiments.lifecycle_stage", ColumnType::Text),
-        other => return Err(KeelError::invalid(format!("Invalid attribute key '{other}'"))),
+        other => {
+            return Err(KeelError::invalid(format!(
+                "Invalid attribute key '{other}'"
+            )))
+        }
     })
 }
 
@@ -477,7 +539,13 @@ pub(crate) fn experiment_search_sql(
     builder.push(
         "SELECT experiments.experiment_id FROM experiments WHERE experiments.lifecycle_stage IN ",
     );
-    builder.bind_list(search.view_type.stages().iter().map(|s| BindValue::Text(s.to_string())));
+    builder.bind_list(
+        search
+            .view_type
+            .stages()
+            .iter()
+            .map(|s| BindValue::Text(s.to_string())),
+    );
     for comparison in &search.filter.comparisons {
         builder.push(" AND ");
         match comparison.kind {
@@ -526,7 +594,10 @@ pub(crate) fn experiment_search_sql(
     let mut orders_by_id = false;
     for order in &search.order_by {
         if order.kind != KeyKind::Attribute {
-            return Err(KeelError::invalid(format!("Invalid order_by entity: {:?}", order.kind)));
+            return Err(KeelError::invalid(format!(
+                "Invalid order_by entity: {:?}",
+                order.kind
+            )));
         }
         let (column, _) = experiment_column(&order.key)?;
         orders_by_id |= order.key == "experiment_id";
@@ -554,14 +625,20 @@ fn logged_model_column(key: &str) -> Result<(&'static str, ColumnType, bool)> {
         "status" => ("logged_models.status", ColumnType::Text, false),
         "model_type" => ("logged_models.model_type", ColumnType::Text, true),
         "source_run_id" => ("logged_models.source_run_id", ColumnType::Text, true),
-        "creation_timestamp_ms" => {
-            ("logged_models.creation_timestamp_ms", ColumnType::Integer, false)
-        }
-        "last_updated_timestamp_ms" => {
-            ("logged_models.last_updated_timestamp_ms", ColumnType::Integer, false)
-        }
+        "creation_timestamp_ms" => (
+            "logged_models.creation_timestamp_ms",
+            ColumnType::Integer,
+            false,
+        ),
+        "last_updated_timestamp_ms" => (
+            "logged_models.last_updated_timestamp_ms",
+            ColumnType::Integer,
+            false,
+        ),
         other => {
-            return Err(KeelError::invalid(format!("Invalid logged model search key '{other}'")))
+            return Err(KeelError::invalid(format!(
+                "Invalid logged model search key '{other}'"
+            )))
         }
     })
 }
@@ -813,7 +890,9 @@ mod tests {
         assert!(!query.sql.contains('?'));
         assert!(query.sql.contains("p.value ILIKE $"));
         assert!(query.sql.contains("t.value LIKE $"));
-        assert!(query.sql.contains("(di.tags::jsonb ->> 'mlflow.data.context') = $"));
+        assert!(query
+            .sql
+            .contains("(di.tags::jsonb ->> 'mlflow.data.context') = $"));
         assert!(query.sql.contains("runs.start_time DESC NULLS LAST"));
         assert_eq!(query.binds.len(), 15);
     }
@@ -825,7 +904,11 @@ mod tests {
             Dialect::Sqlite,
         );
         assert!(query.sql.contains("p.value GLOB ?"), "{}", query.sql);
-        assert!(query.sql.contains("LOWER(t.value) LIKE LOWER(?)"), "{}", query.sql);
+        assert!(
+            query.sql.contains("LOWER(t.value) LIKE LOWER(?)"),
+            "{}",
+            query.sql
+        );
         assert!(query.binds.contains(&text("a[*]*?")));
         assert_eq!(like_to_glob("[x]?%"), "[[]x][?]*");
     }
@@ -846,8 +929,10 @@ mod tests {
 
     #[test]
     fn numeric_attributes_bind_integers() {
-        let query =
-            compile_runs(&run_search("start_time >= 100 AND end_time < 2.5", &[]), Dialect::Sqlite);
+        let query = compile_runs(
+            &run_search("start_time >= 100 AND end_time < 2.5", &[]),
+            Dialect::Sqlite,
+        );
         assert!(query.binds.contains(&BindValue::Int(100)));
         assert!(query.binds.contains(&BindValue::Real(2.5)));
     }
@@ -916,11 +1001,14 @@ mod tests {
 
     async fn pool() -> SqlitePool {
         // One connection: every connection to `sqlite::memory:` is its own database.
-        let pool =
-            match SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await {
-                Ok(pool) => pool,
-                Err(err) => panic!("open sqlite: {err}"),
-            };
+        let pool = match SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+        {
+            Ok(pool) => pool,
+            Err(err) => panic!("open sqlite: {err}"),
+        };
         // `raw_sql` runs every statement of the migration, in order.
         if let Err(err) = sqlx::raw_sql(MIGRATION).execute(&pool).await {
             panic!("migration failed: {err}");
@@ -1040,12 +1128,19 @@ mod tests {
             (&["metrics.loss"], &["r1", "r4", "r3", "r2"]),
             (&["params.opt"], &["r1", "r2", "r3", "r4"]),
             (&["params.opt DESC"], &["r3", "r2", "r1", "r4"]),
-            (&["tags.team DESC", "start_time ASC"], &["r2", "r1", "r3", "r4"]),
+            (
+                &["tags.team DESC", "start_time ASC"],
+                &["r2", "r1", "r3", "r4"],
+            ),
             (&["start_time"], &["r1", "r2", "r3", "r4"]),
             (&["user_id", "run_name DESC"], &["r3", "r1", "r4", "r2"]),
         ];
         for (order_by, expected) in cases {
-            assert_eq!(search_ids(&pool, "", order_by).await, strings(expected), "{order_by:?}");
+            assert_eq!(
+                search_ids(&pool, "", order_by).await,
+                strings(expected),
+                "{order_by:?}"
+            );
         }
     }
 
@@ -1081,7 +1176,11 @@ mod tests {
         }
         assert_eq!(
             pages,
-            vec![strings(&["r4", "r3"]), strings(&["r2", "r1"]), Vec::<String>::new()]
+            vec![
+                strings(&["r4", "r3"]),
+                strings(&["r2", "r1"]),
+                Vec::<String>::new()
+            ]
         );
     }
 
@@ -1121,18 +1220,44 @@ mod tests {
             ..ExperimentSearch::default()
         };
         // Default order: creation_time DESC, experiment_id ASC.
-        assert_eq!(ids(search("", &[], ViewType::ActiveOnly)).await, vec![2, 4, 1]);
-        assert_eq!(ids(search("", &[], ViewType::All)).await, vec![2, 4, 3, 1]);
-        assert_eq!(ids(search("name LIKE 'alpha%'", &[], ViewType::All)).await, vec![4]);
-        assert_eq!(ids(search("name ILIKE 'alpha%'", &[], ViewType::All)).await, vec![4, 1]);
-        assert_eq!(ids(search("tags.team = 'ml'", &[], ViewType::All)).await, vec![1]);
-        assert_eq!(ids(search("tags.team IS NULL", &[], ViewType::All)).await, vec![2, 3]);
         assert_eq!(
-            ids(search("creation_time >= 20 AND last_update_time < 40", &[], ViewType::All)).await,
+            ids(search("", &[], ViewType::ActiveOnly)).await,
+            vec![2, 4, 1]
+        );
+        assert_eq!(ids(search("", &[], ViewType::All)).await, vec![2, 4, 3, 1]);
+        assert_eq!(
+            ids(search("name LIKE 'alpha%'", &[], ViewType::All)).await,
+            vec![4]
+        );
+        assert_eq!(
+            ids(search("name ILIKE 'alpha%'", &[], ViewType::All)).await,
+            vec![4, 1]
+        );
+        assert_eq!(
+            ids(search("tags.team = 'ml'", &[], ViewType::All)).await,
+            vec![1]
+        );
+        assert_eq!(
+            ids(search("tags.team IS NULL", &[], ViewType::All)).await,
+            vec![2, 3]
+        );
+        assert_eq!(
+            ids(search(
+                "creation_time >= 20 AND last_update_time < 40",
+                &[],
+                ViewType::All
+            ))
+            .await,
             vec![4, 3]
         );
-        assert_eq!(ids(search("", &["last_update_time"], ViewType::All)).await, vec![4, 3, 2, 1]);
-        assert_eq!(ids(search("", &["creation_time"], ViewType::All)).await, vec![1, 3, 4, 2]);
+        assert_eq!(
+            ids(search("", &["last_update_time"], ViewType::All)).await,
+            vec![4, 3, 2, 1]
+        );
+        assert_eq!(
+            ids(search("", &["creation_time"], ViewType::All)).await,
+            vec![1, 3, 4, 2]
+        );
     }
 
     #[tokio::test]
@@ -1179,25 +1304,46 @@ mod tests {
         let eval = || vec![("eval".to_string(), None)];
         assert_eq!(run("", vec![], vec![]).await, strings(&["m3", "m2", "m1"]));
         // Any observation counts for filters, as in MLflow.
-        assert_eq!(run("metrics.acc > 0.5", vec![], vec![]).await, strings(&["m2", "m1"]));
-        assert_eq!(run("metrics.acc > 0.5", vec![], eval()).await, strings(&["m1"]));
+        assert_eq!(
+            run("metrics.acc > 0.5", vec![], vec![]).await,
+            strings(&["m2", "m1"])
+        );
+        assert_eq!(
+            run("metrics.acc > 0.5", vec![], eval()).await,
+            strings(&["m1"])
+        );
         assert_eq!(
             run("", vec![], vec![("test".into(), Some("d2".into()))]).await,
             strings(&["m2"])
         );
-        assert_eq!(run("name LIKE 'model-%'", vec![], vec![]).await, strings(&["m2", "m1"]));
-        assert_eq!(run("model_type IN ('sklearn')", vec![], vec![]).await, strings(&["m1"]));
-        assert_eq!(run("params.lr = '0.2'", vec![], vec![]).await, strings(&["m2"]));
+        assert_eq!(
+            run("name LIKE 'model-%'", vec![], vec![]).await,
+            strings(&["m2", "m1"])
+        );
+        assert_eq!(
+            run("model_type IN ('sklearn')", vec![], vec![]).await,
+            strings(&["m1"])
+        );
+        assert_eq!(
+            run("params.lr = '0.2'", vec![], vec![]).await,
+            strings(&["m2"])
+        );
         assert_eq!(
             run("tags.stage = 'prod' AND creation_time > 10", vec![], vec![]).await,
             strings(&["m3"])
         );
         // Ordering uses the latest observation: m1 0.8, m2 0.1 (eval) / 0.1 latest overall.
-        assert_eq!(run("", by(&["metrics.acc DESC"]), vec![]).await, strings(&["m1", "m2", "m3"]));
+        assert_eq!(
+            run("", by(&["metrics.acc DESC"]), vec![]).await,
+            strings(&["m1", "m2", "m3"])
+        );
         let scoped = parse_logged_model_order_by_field("metrics.acc", false, Some("test"), None);
         let scoped = scoped.map(|o| vec![o]).unwrap_or_default();
         assert_eq!(run("", scoped, vec![]).await, strings(&["m2", "m3", "m1"]));
-        assert_eq!(run("", by(&["model_type DESC"]), vec![]).await, strings(&["m1", "m3", "m2"]));
+        assert_eq!(
+            run("", by(&["model_type DESC"]), vec![]).await,
+            strings(&["m1", "m3", "m2"])
+        );
     }
 
     async fn query_plan(pool: &SqlitePool, query: &CompiledQuery) -> String {
@@ -1211,7 +1357,11 @@ mod tests {
             };
         }
         match statement.fetch_all(pool).await {
-            Ok(rows) => rows.into_iter().map(|row| row.3).collect::<Vec<_>>().join("\n"),
+            Ok(rows) => rows
+                .into_iter()
+                .map(|row| row.3)
+                .collect::<Vec<_>>()
+                .join("\n"),
             Err(err) => panic!("{err}"),
         }
     }
@@ -1228,9 +1378,18 @@ mod tests {
             plan.contains("INDEX runs_by_experiment (experiment_id=? AND lifecycle_stage=?)"),
             "{plan}"
         );
-        assert!(plan.contains("SEARCH m USING PRIMARY KEY (run_uuid=? AND key=?)"), "{plan}");
-        assert!(plan.contains("SEARCH p USING PRIMARY KEY (run_uuid=? AND key=?)"), "{plan}");
-        assert!(plan.contains("SEARCH o0 USING PRIMARY KEY (run_uuid=? AND key=?)"), "{plan}");
+        assert!(
+            plan.contains("SEARCH m USING PRIMARY KEY (run_uuid=? AND key=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH p USING PRIMARY KEY (run_uuid=? AND key=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH o0 USING PRIMARY KEY (run_uuid=? AND key=?)"),
+            "{plan}"
+        );
         assert!(!plan.contains("SCAN"), "{plan}");
     }
 

@@ -30,11 +30,10 @@ pub const MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH: usize = 100_000;
 pub const MAX_REGISTERED_MODEL_ALIAS_LENGTH: usize = 255;
 
 /// Validates registry requests and calls the registry store.
-// TRANSITIONAL: Option + Default until SqliteStore implements RegistryStore.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RegistryService {
-    registry: Option<Arc<dyn RegistryStore>>,
-    tracking: Option<Arc<dyn TrackingStore>>,
+    registry: Arc<dyn RegistryStore>,
+    tracking: Arc<dyn TrackingStore>,
 }
 
 /// A `create-model-version` request after the wire layer.
@@ -151,22 +150,11 @@ fn is_prompt(tags: &[Tag]) -> bool {
 
 impl RegistryService {
     pub fn new(registry: Arc<dyn RegistryStore>, tracking: Arc<dyn TrackingStore>) -> Self {
-        RegistryService {
-            registry: Some(registry),
-            tracking: Some(tracking),
-        }
+        RegistryService { registry, tracking }
     }
 
-    fn registry(&self) -> Result<&Arc<dyn RegistryStore>> {
-        self.registry
-            .as_ref()
-            .ok_or_else(|| KeelError::internal("the model registry is not configured"))
-    }
-
-    fn tracking(&self) -> Result<&Arc<dyn TrackingStore>> {
-        self.tracking
-            .as_ref()
-            .ok_or_else(|| KeelError::internal("the model registry is not configured"))
+    pub fn store(&self) -> &Arc<dyn RegistryStore> {
+        &self.registry
     }
 
     // ------------------------------------------------------------ registered models
@@ -181,14 +169,14 @@ impl RegistryService {
         for tag in tags {
             validate_registry_tag(tag)?;
         }
-        self.registry()?
+        self.registry
             .create_registered_model(name, tags, description)
             .await
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         validate_model_name(name)?;
-        self.registry()?.get_registered_model(name).await
+        self.registry.get_registered_model(name).await
     }
 
     pub async fn update_registered_model(
@@ -197,7 +185,7 @@ impl RegistryService {
         description: Option<&str>,
     ) -> Result<RegisteredModel> {
         validate_model_name(name)?;
-        self.registry()?
+        self.registry
             .update_registered_model(name, description)
             .await
     }
@@ -212,14 +200,12 @@ impl RegistryService {
             return Err(missing("new_name"));
         }
         validate_model_name(new_name)?;
-        self.registry()?
-            .rename_registered_model(name, new_name)
-            .await
+        self.registry.rename_registered_model(name, new_name).await
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
         validate_model_name(name)?;
-        self.registry()?.delete_registered_model(name).await
+        self.registry.delete_registered_model(name).await
     }
 
     pub async fn search_registered_models(
@@ -239,7 +225,7 @@ impl RegistryService {
             order_by: parse_registered_model_order_by(order_by)?,
             page_token,
         };
-        self.registry()?.search_registered_models(&search).await
+        self.registry.search_registered_models(&search).await
     }
 
     pub async fn get_latest_versions(
@@ -252,21 +238,19 @@ impl RegistryService {
             .iter()
             .map(|stage| stage.parse())
             .collect::<Result<Vec<Stage>>>()?;
-        self.registry()?.get_latest_versions(name, &stages).await
+        self.registry.get_latest_versions(name, &stages).await
     }
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()> {
         validate_model_name(name)?;
         validate_registry_tag(tag)?;
-        self.registry()?.set_registered_model_tag(name, tag).await
+        self.registry.set_registered_model_tag(name, tag).await
     }
 
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         validate_model_name(name)?;
         v::validate_key_name(key, "key")?;
-        self.registry()?
-            .delete_registered_model_tag(name, key)
-            .await
+        self.registry.delete_registered_model_tag(name, key).await
     }
 
     // ------------------------------------------------------------ model versions
@@ -301,7 +285,7 @@ impl RegistryService {
             .await?
         };
         let version = self
-            .registry()?
+            .registry
             .create_model_version(&NewModelVersion {
                 name: request.name.clone(),
                 source: resolved.source,
@@ -327,7 +311,7 @@ impl RegistryService {
         model_id: &str,
         version: &ModelVersion,
     ) -> Result<()> {
-        let model = self.tracking()?.get_logged_model(model_id).await?;
+        let model = self.tracking.get_logged_model(model_id).await?;
         let entry =
             serde_json::json!({"name": version.name, "version": version.version.to_string()});
         let mut entries: Vec<serde_json::Value> = model
@@ -340,14 +324,14 @@ impl RegistryService {
             entries.push(entry);
         }
         let value = serde_json::Value::Array(entries).to_string();
-        self.tracking()?
+        self.tracking
             .set_logged_model_tags(model_id, &[Tag::new(MODEL_VERSIONS_TAG_KEY, value)])
             .await
     }
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
         validate_model_name(name)?;
-        self.registry()?
+        self.registry
             .get_model_version(name, parse_version(version)?)
             .await
     }
@@ -359,7 +343,7 @@ impl RegistryService {
         description: Option<&str>,
     ) -> Result<ModelVersion> {
         validate_model_name(name)?;
-        self.registry()?
+        self.registry
             .update_model_version(name, parse_version(version)?, description)
             .await
     }
@@ -380,14 +364,14 @@ impl RegistryService {
                  is not an Active stage. Valid stages are ['Staging', 'Production']"
             )));
         }
-        self.registry()?
+        self.registry
             .transition_model_version_stage(name, version, stage, archive_existing_versions)
             .await
     }
 
     pub async fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
         validate_model_name(name)?;
-        self.registry()?
+        self.registry
             .delete_model_version(name, parse_version(version)?)
             .await
     }
@@ -409,7 +393,7 @@ impl RegistryService {
             order_by: parse_model_version_order_by(order_by)?,
             page_token,
         };
-        self.registry()?.search_model_versions(&search).await
+        self.registry.search_model_versions(&search).await
     }
 
     /// Where a client downloads the version's files from.
@@ -428,7 +412,7 @@ impl RegistryService {
         validate_model_name(name)?;
         let version = parse_version(version)?;
         validate_registry_tag(tag)?;
-        self.registry()?
+        self.registry
             .set_model_version_tag(name, version, tag)
             .await
     }
@@ -442,7 +426,7 @@ impl RegistryService {
         validate_model_name(name)?;
         let version = parse_version(version)?;
         v::validate_key_name(key, "key")?;
-        self.registry()?
+        self.registry
             .delete_model_version_tag(name, version, key)
             .await
     }
@@ -459,7 +443,7 @@ impl RegistryService {
         validate_alias_name(alias)?;
         validate_alias_not_reserved(alias)?;
         let version = parse_version(version)?;
-        self.registry()?
+        self.registry
             .set_registered_model_alias(name, alias, version)
             .await
     }
@@ -467,7 +451,7 @@ impl RegistryService {
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
         validate_model_name(name)?;
         validate_alias_name(alias)?;
-        self.registry()?
+        self.registry
             .delete_registered_model_alias(name, alias)
             .await
     }
@@ -483,14 +467,12 @@ impl RegistryService {
         if alias.eq_ignore_ascii_case("latest") {
             return self.latest_version(name, &[]).await;
         }
-        self.registry()?
-            .get_model_version_by_alias(name, alias)
-            .await
+        self.registry.get_model_version_by_alias(name, alias).await
     }
 
     /// The highest version among the latest of `stages` (every stage when empty).
     async fn latest_version(&self, name: &str, stages: &[Stage]) -> Result<ModelVersion> {
-        self.registry()?
+        self.registry
             .get_latest_versions(name, stages)
             .await?
             .into_iter()

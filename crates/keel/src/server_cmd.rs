@@ -47,9 +47,10 @@ async fn serve(config: ServerConfig) -> Result<()> {
             config.artifacts_destination.display()
         )
     })?;
+    let store = Arc::new(store);
     let state = AppState {
-        tracking: TrackingService::new(Arc::new(store)),
-        registry: RegistryService::default(),
+        tracking: TrackingService::new(store.clone()),
+        registry: RegistryService::new(store.clone(), store),
         artifacts: Arc::new(artifacts),
     };
     let options = HttpOptions {

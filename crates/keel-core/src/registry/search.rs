@@ -837,6 +837,50 @@ mod tests {
     }
 
     #[test]
+    fn malformed_input_never_panics() {
+        let inputs = [
+            "'",
+            "'\\",
+            "\"",
+            "`",
+            "tags.",
+            "tags.`",
+            "tags.`a",
+            "name IN ('a',",
+            "name IN (",
+            "(",
+            ")",
+            "NOT",
+            "name NOT",
+            "name NOT LIKE 'a'",
+            "name = 'a' AND",
+            "AND",
+            "==",
+            "!",
+            "name = 'é' AND tags.ü = 'ß'",
+            "name = -",
+            "name = 1e5",
+            "version_number = -1",
+            "name IN ('a' 'b')",
+            "name = 'a' name = 'b'",
+            "tags.a.b.c = 'x'",
+            "\u{0}",
+        ];
+        for input in inputs {
+            let _ = parse_registered_model_filter(input);
+            let _ = parse_model_version_filter(input);
+            let _ = parse_model_version_order_by(&[input.to_string()]);
+        }
+        assert_eq!(
+            parse_model_version_filter("tags.a.b = 'x'")
+                .unwrap()
+                .comparisons[0]
+                .key,
+            RegistryKey::Tag("a.b".into())
+        );
+    }
+
+    #[test]
     fn order_by_clauses() {
         let parsed =
             parse_registered_model_order_by(&["timestamp DESC".to_string(), "name".to_string()])

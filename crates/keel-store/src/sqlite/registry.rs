@@ -12,8 +12,8 @@ mod versions;
 
 use async_trait::async_trait;
 use keel_core::registry::{
-    registered_model_not_found, ModelVersion, ModelVersionSearch, NewModelVersion,
-    RegisteredModel, RegisteredModelSearch, RegistryStore, Stage,
+    registered_model_not_found, ModelVersion, ModelVersionSearch, NewModelVersion, RegisteredModel,
+    RegisteredModelSearch, RegistryStore, Stage,
 };
 use keel_core::store::Page;
 use keel_core::tracking::Tag;
@@ -115,7 +115,10 @@ impl RegistryStore for SqliteStore {
         versions::delete(self, name, version).await
     }
 
-    async fn search_model_versions(&self, search: &ModelVersionSearch) -> Result<Page<ModelVersion>> {
+    async fn search_model_versions(
+        &self,
+        search: &ModelVersionSearch,
+    ) -> Result<Page<ModelVersion>> {
         versions::search(self, search).await
     }
 
@@ -127,7 +130,12 @@ impl RegistryStore for SqliteStore {
         versions::delete_tag(self, name, version, key).await
     }
 
-    async fn set_registered_model_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+    async fn set_registered_model_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> Result<()> {
         versions::set_alias(self, name, alias, version).await
     }
 

@@ -329,7 +329,7 @@ impl RegistryService {
     ) -> Result<ResolvedSource> {
         let version: ModelVersion = match model_uri {
             ModelUri::Version { name, version } => {
-                self.registry()?.get_model_version(&name, version).await?
+                self.registry.get_model_version(&name, version).await?
             }
             ModelUri::Alias { name, alias } => {
                 self.get_model_version_by_alias(&name, &alias).await?
@@ -391,7 +391,7 @@ impl RegistryService {
         if !contained && parts.scheme == "mlflow-artifacts" {
             // The proxy's own scheme: anywhere under the same experiment's location.
             for experiment_id in &experiment_ids {
-                let experiment = self.tracking()?.get_experiment(experiment_id).await?;
+                let experiment = self.tracking.get_experiment(experiment_id).await?;
                 if is_within_root(parts, &experiment.artifact_location) {
                     contained = true;
                     break;
@@ -415,7 +415,7 @@ impl RegistryService {
     }
 
     async fn source_run(&self, run_id: &str, source: &str) -> Result<Run> {
-        match self.tracking()?.get_run(run_id).await {
+        match self.tracking.get_run(run_id).await {
             Err(err) if err.code == ErrorCode::ResourceDoesNotExist => {
                 Err(not_contained(source, "run_id"))
             }
@@ -424,7 +424,7 @@ impl RegistryService {
     }
 
     async fn source_model(&self, model_id: &str, source: &str) -> Result<LoggedModel> {
-        match self.tracking()?.get_logged_model(model_id).await {
+        match self.tracking.get_logged_model(model_id).await {
             Err(err) if err.code == ErrorCode::ResourceDoesNotExist => {
                 Err(not_contained(source, "model_id"))
             }
@@ -440,7 +440,7 @@ impl RegistryService {
         let mut outputs = run.outputs.model_outputs.clone();
         outputs.sort_by_key(|output| std::cmp::Reverse(output.step));
         for output in outputs {
-            match self.tracking()?.get_logged_model(&output.model_id).await {
+            match self.tracking.get_logged_model(&output.model_id).await {
                 Ok(model) if model.name == name => return Ok(Some(model)),
                 Ok(_) => {}
                 Err(err) if err.code == ErrorCode::ResourceDoesNotExist => {}

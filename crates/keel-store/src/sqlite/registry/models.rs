@@ -44,8 +44,15 @@ async fn upsert_tag(conn: &mut SqliteConnection, model_id: i64, tag: &Tag) -> Re
 }
 
 /// Loads one model that must exist (it was just read or written in this transaction).
-async fn load_one(conn: &mut SqliteConnection, model_id: i64, name: &str) -> Result<RegisteredModel> {
-    load(conn, &[model_id]).await?.pop().ok_or_else(|| registered_model_not_found(name))
+async fn load_one(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    name: &str,
+) -> Result<RegisteredModel> {
+    load(conn, &[model_id])
+        .await?
+        .pop()
+        .ok_or_else(|| registered_model_not_found(name))
 }
 
 pub(super) async fn create(
@@ -108,11 +115,18 @@ pub(super) async fn update(
     Ok(model)
 }
 
-pub(super) async fn rename(store: &SqliteStore, name: &str, new_name: &str) -> Result<RegisteredModel> {
+pub(super) async fn rename(
+    store: &SqliteStore,
+    name: &str,
+    new_name: &str,
+) -> Result<RegisteredModel> {
     let context = format!("rename registered model '{name}'");
     let mut tx = store.begin_write(&context).await?;
     let model_id = model_row_id(&mut tx, name).await?;
-    if name_holder(&mut tx, new_name).await?.is_some_and(|holder| holder != model_id) {
+    if name_holder(&mut tx, new_name)
+        .await?
+        .is_some_and(|holder| holder != model_id)
+    {
         return Err(registered_model_exists(new_name));
     }
     let now = now_ms();
@@ -185,7 +199,10 @@ pub(super) async fn search(
     let (keys, next_page_token) = fetch_page(&mut tx, &query, offset, page_size).await?;
     let ids: Vec<i64> = keys.into_iter().map(|(model_id, _)| model_id).collect();
     let items = load(&mut tx, &ids).await?;
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 type ModelRow = (i64, String, i64, i64, Option<String>);
@@ -205,7 +222,11 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
         for id in chunk {
             query = query.bind(id);
         }
-        for row in query.fetch_all(&mut *conn).await.db("read registered models")? {
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read registered models")?
+        {
             rows.insert(row.0, row);
         }
 
@@ -217,7 +238,11 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
         for id in chunk {
             query = query.bind(id);
         }
-        for (id, key, value) in query.fetch_all(&mut *conn).await.db("read registered model tags")? {
+        for (id, key, value) in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read registered model tags")?
+        {
             tags.entry(id).or_default().push(Tag { key, value });
         }
 
@@ -229,8 +254,15 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
         for id in chunk {
             query = query.bind(id);
         }
-        for (id, alias, version) in query.fetch_all(&mut *conn).await.db("read registered model aliases")? {
-            aliases.entry(id).or_default().push(RegisteredModelAlias { alias, version });
+        for (id, alias, version) in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read registered model aliases")?
+        {
+            aliases
+                .entry(id)
+                .or_default()
+                .push(RegisteredModelAlias { alias, version });
         }
     }
 
@@ -238,12 +270,16 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec
     let latest = load_versions(&mut *conn, &latest_version_keys).await?;
     let mut latest_by_model: HashMap<String, Vec<_>> = HashMap::new();
     for version in latest {
-        latest_by_model.entry(version.name.clone()).or_default().push(version);
+        latest_by_model
+            .entry(version.name.clone())
+            .or_default()
+            .push(version);
     }
 
     let mut models = Vec::with_capacity(rows.len());
     for id in ids {
-        let Some((id, name, creation_time, last_updated_time, description)) = rows.remove(id) else {
+        let Some((id, name, creation_time, last_updated_time, description)) = rows.remove(id)
+        else {
             continue;
         };
         models.push(RegisteredModel {

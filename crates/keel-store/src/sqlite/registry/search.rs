@@ -31,7 +31,10 @@ pub(super) struct PageQuery {
 
 impl PageQuery {
     fn new(select: &str) -> Self {
-        PageQuery { sql: select.to_string(), binds: Vec::new() }
+        PageQuery {
+            sql: select.to_string(),
+            binds: Vec::new(),
+        }
     }
 
     fn push(&mut self, text: &str) {
@@ -73,7 +76,9 @@ impl Entity {
             (Entity::ModelVersion, RegistryKey::RunId) => "mv.run_id",
             (Entity::ModelVersion, RegistryKey::SourcePath) => "mv.source",
             (_, other) => {
-                return Err(KeelError::invalid(format!("Invalid attribute name: {other:?}")))
+                return Err(KeelError::invalid(format!(
+                    "Invalid attribute name: {other:?}"
+                )))
             }
         })
     }
@@ -95,7 +100,12 @@ fn like_to_glob(pattern: &str) -> String {
     glob
 }
 
-fn push_comparison(query: &mut PageQuery, column: &str, op: CompareOp, value: &RegistryValue) -> Result<()> {
+fn push_comparison(
+    query: &mut PageQuery,
+    column: &str,
+    op: CompareOp,
+    value: &RegistryValue,
+) -> Result<()> {
     let scalar = |value: &RegistryValue| match value {
         RegistryValue::Text(text) => Ok(Bind::Text(text.clone())),
         RegistryValue::Integer(number) => Ok(Bind::Int(*number)),
@@ -130,11 +140,19 @@ fn push_comparison(query: &mut PageQuery, column: &str, op: CompareOp, value: &R
                 return Err(KeelError::invalid("IN and NOT IN need a list of values"));
             };
             if items.is_empty() {
-                query.push(if op == CompareOp::In { "1 = 0" } else { "1 = 1" });
+                query.push(if op == CompareOp::In {
+                    "1 = 0"
+                } else {
+                    "1 = 1"
+                });
                 return Ok(());
             }
             query.push(column);
-            query.push(if op == CompareOp::In { " IN (" } else { " NOT IN (" });
+            query.push(if op == CompareOp::In {
+                " IN ("
+            } else {
+                " NOT IN ("
+            });
             for (idx, item) in items.iter().enumerate() {
                 if idx > 0 {
                     query.push(", ");
@@ -145,7 +163,9 @@ fn push_comparison(query: &mut PageQuery, column: &str, op: CompareOp, value: &R
             return Ok(());
         }
         CompareOp::IsNull | CompareOp::IsNotNull => {
-            return Err(KeelError::invalid("IS NULL is not supported in registry searches"));
+            return Err(KeelError::invalid(
+                "IS NULL is not supported in registry searches",
+            ));
         }
     };
     query.push(&format!("{column} {symbol} "));
@@ -243,9 +263,18 @@ pub(super) fn registered_model_query(
 
 /// MLflow's default version ordering: most recently updated first.
 const DEFAULT_VERSION_ORDER: &[RegistryOrderBy] = &[
-    RegistryOrderBy { key: RegistryOrderKey::LastUpdatedTimestamp, ascending: false },
-    RegistryOrderBy { key: RegistryOrderKey::Name, ascending: true },
-    RegistryOrderBy { key: RegistryOrderKey::VersionNumber, ascending: false },
+    RegistryOrderBy {
+        key: RegistryOrderKey::LastUpdatedTimestamp,
+        ascending: false,
+    },
+    RegistryOrderBy {
+        key: RegistryOrderKey::Name,
+        ascending: true,
+    },
+    RegistryOrderBy {
+        key: RegistryOrderKey::VersionNumber,
+        ascending: false,
+    },
 ];
 
 /// The `(model id, version)` keys of one page of versions (one extra to detect a next page).
@@ -260,7 +289,11 @@ pub(super) fn model_version_query(
          JOIN registered_models rm ON rm.registered_model_id = mv.registered_model_id",
     );
     push_filter(&mut query, Entity::ModelVersion, filter)?;
-    let order_by = if order_by.is_empty() { DEFAULT_VERSION_ORDER } else { order_by };
+    let order_by = if order_by.is_empty() {
+        DEFAULT_VERSION_ORDER
+    } else {
+        order_by
+    };
     push_order(&mut query, Entity::ModelVersion, order_by);
     push_page(&mut query, offset, page_size);
     Ok(query)
@@ -280,11 +313,14 @@ pub(super) async fn fetch_page(
             Bind::Int(number) => statement.bind(*number),
         };
     }
-    let mut keys = statement.fetch_all(conn).await.db("run the registry search query")?;
+    let mut keys = statement
+        .fetch_all(conn)
+        .await
+        .db("run the registry search query")?;
     let page_size = page_size as usize;
     let next_page_token = if keys.len() > page_size {
         keys.truncate(page_size);
-        Some(encode_offset_token(offset + page_size as u64))
+        Some(encode_offset_token(offset.saturating_add(page_size as u64)))
     } else {
         None
     };
@@ -318,23 +354,33 @@ mod tests {
              rm.registered_model_id AND p.key = ? AND LOWER(p.value) = 'true') \
              ORDER BY rm.last_updated_time DESC, rm.name ASC LIMIT ? OFFSET ?"
         );
-        assert_eq!(query.binds, vec![
-            text("a*"),
-            text("team"),
-            text("ml"),
-            text(IS_PROMPT_TAG_KEY),
-            Bind::Int(11),
-            Bind::Int(20),
-        ]);
+        assert_eq!(
+            query.binds,
+            vec![
+                text("a*"),
+                text("team"),
+                text("ml"),
+                text(IS_PROMPT_TAG_KEY),
+                Bind::Int(11),
+                Bind::Int(20),
+            ]
+        );
     }
 
     #[test]
     fn model_version_search_sql_defaults_to_most_recent_first() {
-        let filter = parse_model_version_filter("run_id IN ('a', 'b') AND version_number > 1").unwrap();
+        let filter =
+            parse_model_version_filter("run_id IN ('a', 'b') AND version_number > 1").unwrap();
         let query = model_version_query(&filter, &[], 0, 5).unwrap();
-        assert!(query.sql.contains("mv.run_id IN (?, ?) AND mv.version > ?"), "{}", query.sql);
         assert!(
-            query.sql.contains("ORDER BY mv.last_updated_time DESC, rm.name ASC, mv.version DESC LIMIT"),
+            query.sql.contains("mv.run_id IN (?, ?) AND mv.version > ?"),
+            "{}",
+            query.sql
+        );
+        assert!(
+            query
+                .sql
+                .contains("ORDER BY mv.last_updated_time DESC, rm.name ASC, mv.version DESC LIMIT"),
             "{}",
             query.sql
         );
@@ -346,7 +392,9 @@ mod tests {
         let order = parse_model_version_order_by(&["creation_timestamp ASC".to_string()]).unwrap();
         let query = model_version_query(&RegistryFilter::default(), &order, 0, 5).unwrap();
         assert!(
-            query.sql.contains("ORDER BY mv.creation_time ASC, rm.name ASC, mv.version DESC"),
+            query
+                .sql
+                .contains("ORDER BY mv.creation_time ASC, rm.name ASC, mv.version DESC"),
             "{}",
             query.sql
         );
@@ -354,7 +402,8 @@ mod tests {
 
     #[test]
     fn asking_for_prompts_drops_the_exclusion() {
-        let filter = parse_registered_model_filter("tags.`mlflow.prompt.is_prompt` = 'true'").unwrap();
+        let filter =
+            parse_registered_model_filter("tags.`mlflow.prompt.is_prompt` = 'true'").unwrap();
         let query = registered_model_query(&filter, &[], 0, 5).unwrap();
         assert!(!query.sql.contains("NOT EXISTS"), "{}", query.sql);
         assert!(query.sql.contains("ILIKE") || query.sql.contains("t.value = ?"));
@@ -365,6 +414,10 @@ mod tests {
         assert_eq!(like_to_glob("a_b%[x]*?"), "a?b*[[]x][*][?]");
         let filter = parse_model_version_filter("source_path ILIKE '%Models%'").unwrap();
         let query = model_version_query(&filter, &[], 0, 5).unwrap();
-        assert!(query.sql.contains("LOWER(mv.source) LIKE LOWER(?)"), "{}", query.sql);
+        assert!(
+            query.sql.contains("LOWER(mv.source) LIKE LOWER(?)"),
+            "{}",
+            query.sql
+        );
     }
 }

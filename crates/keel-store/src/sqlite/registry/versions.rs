@@ -48,7 +48,12 @@ async fn load_one(
         .ok_or_else(|| model_version_not_found(name, version))
 }
 
-async fn upsert_tag(conn: &mut SqliteConnection, model_id: i64, version: i64, tag: &Tag) -> Result<()> {
+async fn upsert_tag(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    version: i64,
+    tag: &Tag,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO model_version_tags (registered_model_id, version, key, value) VALUES (?, ?, ?, ?)
          ON CONFLICT (registered_model_id, version, key) DO UPDATE SET value = excluded.value",
@@ -73,7 +78,10 @@ async fn touch_model(conn: &mut SqliteConnection, model_id: i64, now: i64) -> Re
     Ok(())
 }
 
-pub(super) async fn create(store: &SqliteStore, new_version: &NewModelVersion) -> Result<ModelVersion> {
+pub(super) async fn create(
+    store: &SqliteStore,
+    new_version: &NewModelVersion,
+) -> Result<ModelVersion> {
     let name = new_version.name.as_str();
     let context = format!("create a version of registered model '{name}'");
     let mut tx = store.begin_write(&context).await?;
@@ -203,7 +211,12 @@ pub(super) async fn delete(store: &SqliteStore, name: &str, version: i64) -> Res
     tx.commit().await.db(&context)
 }
 
-pub(super) async fn set_tag(store: &SqliteStore, name: &str, version: i64, tag: &Tag) -> Result<()> {
+pub(super) async fn set_tag(
+    store: &SqliteStore,
+    name: &str,
+    version: i64,
+    tag: &Tag,
+) -> Result<()> {
     let context = format!("set a tag on version {version} of registered model '{name}'");
     let mut tx = store.begin_write(&context).await?;
     let model_id = version_row(&mut tx, name, version).await?;
@@ -211,7 +224,12 @@ pub(super) async fn set_tag(store: &SqliteStore, name: &str, version: i64, tag: 
     tx.commit().await.db(&context)
 }
 
-pub(super) async fn delete_tag(store: &SqliteStore, name: &str, version: i64, key: &str) -> Result<()> {
+pub(super) async fn delete_tag(
+    store: &SqliteStore,
+    name: &str,
+    version: i64,
+    key: &str,
+) -> Result<()> {
     let context = format!("delete a tag of version {version} of registered model '{name}'");
     let mut tx = store.begin_write(&context).await?;
     let model_id = version_row(&mut tx, name, version).await?;
@@ -227,7 +245,12 @@ pub(super) async fn delete_tag(store: &SqliteStore, name: &str, version: i64, ke
     tx.commit().await.db(&context)
 }
 
-pub(super) async fn set_alias(store: &SqliteStore, name: &str, alias: &str, version: i64) -> Result<()> {
+pub(super) async fn set_alias(
+    store: &SqliteStore,
+    name: &str,
+    alias: &str,
+    version: i64,
+) -> Result<()> {
     let context = format!("set alias '{alias}' of registered model '{name}'");
     let mut tx = store.begin_write(&context).await?;
     let model_id = version_row(&mut tx, name, version).await?;
@@ -257,7 +280,11 @@ pub(super) async fn delete_alias(store: &SqliteStore, name: &str, alias: &str) -
     tx.commit().await.db(&context)
 }
 
-pub(super) async fn get_by_alias(store: &SqliteStore, name: &str, alias: &str) -> Result<ModelVersion> {
+pub(super) async fn get_by_alias(
+    store: &SqliteStore,
+    name: &str,
+    alias: &str,
+) -> Result<ModelVersion> {
     let mut tx = store.begin_read("read a model version by alias").await?;
     let model_id = model_row_id(&mut tx, name).await?;
     let version: Option<i64> = sqlx::query_scalar(
@@ -288,7 +315,10 @@ pub(super) async fn latest_keys(
             placeholders(chunk.len())
         );
         if !stages.is_empty() {
-            sql.push_str(&format!(" AND current_stage IN ({})", placeholders(stages.len())));
+            sql.push_str(&format!(
+                " AND current_stage IN ({})",
+                placeholders(stages.len())
+            ));
         }
         sql.push_str(" GROUP BY registered_model_id, current_stage ORDER BY 1, 2");
         let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
@@ -298,26 +328,41 @@ pub(super) async fn latest_keys(
         for stage in stages {
             query = query.bind(stage.as_str());
         }
-        keys.extend(query.fetch_all(&mut *conn).await.db("read the latest model versions")?);
+        keys.extend(
+            query
+                .fetch_all(&mut *conn)
+                .await
+                .db("read the latest model versions")?,
+        );
     }
     Ok(keys)
 }
 
-pub(super) async fn latest(store: &SqliteStore, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>> {
+pub(super) async fn latest(
+    store: &SqliteStore,
+    name: &str,
+    stages: &[Stage],
+) -> Result<Vec<ModelVersion>> {
     let mut tx = store.begin_read("read the latest model versions").await?;
     let model_id = model_row_id(&mut tx, name).await?;
     let keys = latest_keys(&mut tx, &[model_id], stages).await?;
     load(&mut tx, &keys).await
 }
 
-pub(super) async fn search(store: &SqliteStore, search: &ModelVersionSearch) -> Result<Page<ModelVersion>> {
+pub(super) async fn search(
+    store: &SqliteStore,
+    search: &ModelVersionSearch,
+) -> Result<Page<ModelVersion>> {
     let offset = decode_offset_token(search.page_token.as_deref())?;
     let page_size = search.max_results.max(1);
     let query = model_version_query(&search.filter, &search.order_by, offset, page_size)?;
     let mut tx = store.begin_read("search model versions").await?;
     let (keys, next_page_token) = fetch_page(&mut tx, &query, offset, page_size).await?;
     let items = load(&mut tx, &keys).await?;
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 type VersionRow = (
@@ -342,7 +387,10 @@ fn keys_condition(prefix: &str, n_keys: usize) -> String {
 }
 
 /// The versions with these keys, with tags and aliases, in the order of `keys`.
-pub(super) async fn load(conn: &mut SqliteConnection, keys: &[(i64, i64)]) -> Result<Vec<ModelVersion>> {
+pub(super) async fn load(
+    conn: &mut SqliteConnection,
+    keys: &[(i64, i64)],
+) -> Result<Vec<ModelVersion>> {
     let mut rows: HashMap<(i64, i64), VersionRow> = HashMap::with_capacity(keys.len());
     let mut tags: HashMap<(i64, i64), Vec<Tag>> = HashMap::new();
     let mut aliases: HashMap<(i64, i64), Vec<String>> = HashMap::new();
@@ -360,7 +408,11 @@ pub(super) async fn load(conn: &mut SqliteConnection, keys: &[(i64, i64)]) -> Re
         for (model_id, version) in chunk {
             query = query.bind(model_id).bind(version);
         }
-        for row in query.fetch_all(&mut *conn).await.db("read model versions")? {
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read model versions")?
+        {
             rows.insert((row.0, row.1), row);
         }
 
@@ -373,10 +425,14 @@ pub(super) async fn load(conn: &mut SqliteConnection, keys: &[(i64, i64)]) -> Re
         for (model_id, version) in chunk {
             query = query.bind(model_id).bind(version);
         }
-        for (model_id, version, key, value) in
-            query.fetch_all(&mut *conn).await.db("read model version tags")?
+        for (model_id, version, key, value) in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read model version tags")?
         {
-            tags.entry((model_id, version)).or_default().push(Tag { key, value });
+            tags.entry((model_id, version))
+                .or_default()
+                .push(Tag { key, value });
         }
 
         let sql = format!(
@@ -388,8 +444,10 @@ pub(super) async fn load(conn: &mut SqliteConnection, keys: &[(i64, i64)]) -> Re
         for (model_id, version) in chunk {
             query = query.bind(model_id).bind(version);
         }
-        for (model_id, version, alias) in
-            query.fetch_all(&mut *conn).await.db("read model version aliases")?
+        for (model_id, version, alias) in query
+            .fetch_all(&mut *conn)
+            .await
+            .db("read model version aliases")?
         {
             aliases.entry((model_id, version)).or_default().push(alias);
         }
@@ -420,7 +478,9 @@ pub(super) async fn load(conn: &mut SqliteConnection, keys: &[(i64, i64)]) -> Re
             creation_timestamp: creation_time,
             last_updated_timestamp: last_updated_time,
             description,
-            current_stage: stage.parse().map_err(|err| corrupt("model version stage", err))?,
+            current_stage: stage
+                .parse()
+                .map_err(|err| corrupt("model version stage", err))?,
             source,
             storage_location,
             run_id,
