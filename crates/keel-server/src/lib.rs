@@ -4,12 +4,14 @@
 mod artifacts_routes;
 pub mod error;
 pub mod extract;
+mod lineage_routes;
 mod logged_model_routes;
 mod meta_routes;
 mod registry_routes;
 mod run_artifacts;
 pub mod security;
 mod tracking_routes;
+mod webhook_routes;
 
 use std::sync::Arc;
 
@@ -56,11 +58,13 @@ impl Default for HttpOptions {
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let mlflow = tracking_routes::routes()
         .merge(logged_model_routes::routes())
-        .merge(registry_routes::routes());
+        .merge(registry_routes::routes())
+        .merge(webhook_routes::routes());
     let api = Router::new()
         .nest("/api/2.0/mlflow", mlflow.clone())
         .nest("/ajax-api/2.0/mlflow", mlflow)
         .merge(meta_routes::routes())
+        .merge(lineage_routes::routes())
         // MLflow's UI fetches version files at the root, without an API prefix.
         .route(
             "/model-versions/get-artifact",
