@@ -29,9 +29,12 @@ def load(results_dir):
 
 
 def cell(values):
+    """Median of timings (floats) or counts (ints); otherwise the distinct texts."""
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if numbers and len(numbers) == len(values):
-        return statistics.median(numbers)
+        if all(isinstance(v, int) for v in numbers):
+            return f"{statistics.median(numbers):g}"  # a count, not a time: no ratio
+        return round(statistics.median(numbers), 3)
     texts = {str(v)[:60] for v in values if not isinstance(v, (int, float))}
     return "; ".join(sorted(texts)) or "absent"
 

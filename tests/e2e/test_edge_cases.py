@@ -26,7 +26,8 @@ def test_param_keys_with_allowed_characters_round_trip(client, experiment_id, ke
 
 
 LONG_VALUES = {
-    # endpoint, body-maker, reader, limit: MLflow's server truncates (MLFLOW_TRUNCATE_LONG_VALUES)
+    # endpoint, body-maker, reader, limit. MLflow's server silently truncates such values
+    # (MLFLOW_TRUNCATE_LONG_VALUES); Keel refuses them so nothing is lost without a word.
     "log-parameter": ("runs/log-parameter", lambda run_id, v: {"run_id": run_id, "key": "k", "value": v},
                       lambda run: run.data.params.get("k"), 6000),
     "set-tag": ("runs/set-tag", lambda run_id, v: {"run_id": run_id, "key": "k", "value": v},
@@ -37,12 +38,18 @@ LONG_VALUES = {
 }
 
 
+@pytest.mark.beyond_mlflow
 @pytest.mark.parametrize("endpoint,make_body,read_back,limit", LONG_VALUES.values(), ids=LONG_VALUES.keys())
-def test_over_long_values_from_other_clients_are_truncated_like_mlflow(
+def test_over_long_values_from_other_clients_are_refused_not_truncated(
         tracking_uri, client, experiment_id, endpoint, make_body, read_back, limit):
-    """The Python client truncates before sending; other clients rely on the server doing it."""
+    """The Python client truncates before sending; other clients get a clear error instead of lost data."""
     run_id = client.create_run(experiment_id).info.run_id
     response = requests.post(f"{tracking_uri}{API}/{endpoint}", json=make_body(run_id, "x" * (limit + 1)))
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "exceeds the maximum length" in response.json()["message"]
+    assert read_back(client.get_run(run_id)) is None
+    response = requests.post(f"{tracking_uri}{API}/{endpoint}", json=make_body(run_id, "x" * limit))
     assert response.status_code == 200, response.text
     assert read_back(client.get_run(run_id)) == "x" * limit
 

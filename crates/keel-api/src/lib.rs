@@ -6,5 +6,7 @@
 //! requests may carry int64 values as numbers or strings.
 
 pub mod json;
+pub mod keel;
 pub mod mlflow;
 pub mod registry;
+pub mod webhooks;

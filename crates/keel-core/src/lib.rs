@@ -7,5 +7,6 @@ pub mod registry;
 pub mod search;
 pub mod store;
 pub mod tracking;
+pub mod webhooks;
 
 pub use error::{ErrorCode, KeelError, Result};

@@ -21,7 +21,7 @@ use axum::response::IntoResponse;
 use axum::Router;
 use keel_artifacts::ArtifactStore;
 use keel_core::ErrorCode;
-use keel_tracking::{RegistryService, TrackingService};
+use keel_tracking::{RegistryService, TrackingService, WebhookService};
 
 use crate::error::ApiError;
 pub use crate::security::AllowedHosts;
@@ -31,6 +31,7 @@ pub use crate::security::AllowedHosts;
 pub struct AppState {
     pub tracking: TrackingService,
     pub registry: RegistryService,
+    pub webhooks: WebhookService,
     pub artifacts: Arc<dyn ArtifactStore>,
 }
 

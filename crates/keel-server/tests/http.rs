@@ -29,6 +29,11 @@ async fn server_with(options: HttpOptions) -> TestServer {
     let store = Arc::new(store);
     let state = AppState {
         tracking: TrackingService::new(store.clone()),
+        webhooks: keel_tracking::WebhookService::start(
+            store.clone(),
+            Default::default(),
+            Default::default(),
+        ),
         registry: RegistryService::new(store.clone(), store),
         artifacts: Arc::new(artifacts),
     };

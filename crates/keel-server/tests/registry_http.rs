@@ -33,6 +33,11 @@ async fn server() -> TestServer {
     let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
     let state = AppState {
         tracking: TrackingService::new(store.clone()),
+        webhooks: keel_tracking::WebhookService::start(
+            store.clone(),
+            Default::default(),
+            Default::default(),
+        ),
         registry: RegistryService::new(store.clone(), store),
         artifacts: Arc::new(artifacts),
     };

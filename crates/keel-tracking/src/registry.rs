@@ -1,7 +1,8 @@
 //! `RegistryService`: the model registry's rules in front of an
 //! `Arc<dyn RegistryStore>` — MLflow's name, tag, alias and version checks,
 //! search limits, and source validation (see `source.rs`) against the
-//! tracking store's runs and logged models.
+//! tracking store's runs and logged models. Successful writes emit MLflow's
+//! webhook events through an optional `WebhookDispatcher`.
 
 pub mod source;
 
@@ -15,10 +16,12 @@ use keel_core::registry::{
 };
 use keel_core::store::{Page, TrackingStore};
 use keel_core::tracking::Tag;
+use keel_core::webhooks::WebhookEvent;
 use keel_core::{KeelError, Result};
 
 use self::source::{ResolvedSource, SourceRequest, PROMPT_SOURCE_PLACEHOLDERS};
 use crate::validation::{self as v};
+use crate::webhooks::{EventPayload, TagMap, WebhookDispatcher};
 
 /// MLflow's defaults and limits on registry search pages.
 pub const SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT: u32 = 100;
@@ -34,6 +37,7 @@ pub const MAX_REGISTERED_MODEL_ALIAS_LENGTH: usize = 255;
 pub struct RegistryService {
     registry: Arc<dyn RegistryStore>,
     tracking: Arc<dyn TrackingStore>,
+    webhooks: WebhookDispatcher,
 }
 
 /// A `create-model-version` request after the wire layer.
@@ -150,7 +154,38 @@ fn is_prompt(tags: &[Tag]) -> bool {
 
 impl RegistryService {
     pub fn new(registry: Arc<dyn RegistryStore>, tracking: Arc<dyn TrackingStore>) -> Self {
-        RegistryService { registry, tracking }
+        RegistryService {
+            registry,
+            tracking,
+            webhooks: WebhookDispatcher::disabled(),
+        }
+    }
+
+    /// Emits webhook events through `dispatcher` after successful writes.
+    pub fn with_webhooks(mut self, dispatcher: WebhookDispatcher) -> Self {
+        self.webhooks = dispatcher;
+        self
+    }
+
+    /// Emits a tag or alias event unless the model is a prompt (MLflow sends
+    /// prompt events for those, which Keel does not emit). The lookup runs in
+    /// a task of its own so the request does not wait for it.
+    fn emit_unless_prompt(&self, name: &str, event: WebhookEvent, payload: EventPayload) {
+        if !self.webhooks.is_enabled() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let registry = Arc::clone(&self.registry);
+        let dispatcher = self.webhooks.clone();
+        let name = name.to_string();
+        runtime.spawn(async move {
+            match registry.get_registered_model(&name).await {
+                Ok(model) if is_prompt(&model.tags) => {}
+                _ => dispatcher.emit(event, payload),
+            }
+        });
     }
 
     pub fn store(&self) -> &Arc<dyn RegistryStore> {
@@ -169,9 +204,22 @@ impl RegistryService {
         for tag in tags {
             validate_registry_tag(tag)?;
         }
-        self.registry
+        let model = self
+            .registry
             .create_registered_model(name, tags, description)
-            .await
+            .await?;
+        if !is_prompt(tags) {
+            // MLflow sends the request's description, an empty string when unset.
+            self.webhooks.emit(
+                WebhookEvent::REGISTERED_MODEL_CREATED,
+                EventPayload::RegisteredModelCreated {
+                    name: name.to_string(),
+                    tags: TagMap::new(tags),
+                    description: Some(description.unwrap_or_default().to_string()),
+                },
+            );
+        }
+        Ok(model)
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
@@ -263,7 +311,8 @@ impl RegistryService {
         if let Some(run_id) = &request.run_id {
             v::validate_run_id(run_id)?;
         }
-        let resolved = if is_prompt(&request.tags) {
+        let prompt = is_prompt(&request.tags);
+        let resolved = if prompt {
             if !PROMPT_SOURCE_PLACEHOLDERS.contains(&request.source.as_str()) {
                 return Err(KeelError::invalid(format!(
                     "Invalid prompt source: '{}'. Prompt sources must use an MLflow placeholder.",
@@ -293,13 +342,26 @@ impl RegistryService {
                 run_id: resolved.run_id,
                 run_link: request.run_link.filter(|link| !link.is_empty()),
                 model_id: resolved.model_id,
-                description: request.description,
-                tags: request.tags,
+                description: request.description.clone(),
+                tags: request.tags.clone(),
             })
             .await?;
         if let Some(model_id) = &version.model_id {
             self.record_version_on_logged_model(model_id, &version)
                 .await?;
+        }
+        if !prompt {
+            self.webhooks.emit(
+                WebhookEvent::MODEL_VERSION_CREATED,
+                EventPayload::ModelVersionCreated {
+                    name: version.name.clone(),
+                    version: version.version.to_string(),
+                    source: version.source.clone(),
+                    run_id: version.run_id.clone(),
+                    tags: TagMap::new(&request.tags),
+                    description: request.description.filter(|text| !text.is_empty()),
+                },
+            );
         }
         Ok(version)
     }
@@ -414,7 +476,18 @@ impl RegistryService {
         validate_registry_tag(tag)?;
         self.registry
             .set_model_version_tag(name, version, tag)
-            .await
+            .await?;
+        self.emit_unless_prompt(
+            name,
+            WebhookEvent::MODEL_VERSION_TAG_SET,
+            EventPayload::ModelVersionTagSet {
+                name: name.to_string(),
+                version: version.to_string(),
+                key: tag.key.clone(),
+                value: tag.value.clone(),
+            },
+        );
+        Ok(())
     }
 
     pub async fn delete_model_version_tag(
@@ -428,7 +501,17 @@ impl RegistryService {
         v::validate_key_name(key, "key")?;
         self.registry
             .delete_model_version_tag(name, version, key)
-            .await
+            .await?;
+        self.emit_unless_prompt(
+            name,
+            WebhookEvent::MODEL_VERSION_TAG_DELETED,
+            EventPayload::ModelVersionTagDeleted {
+                name: name.to_string(),
+                version: version.to_string(),
+                key: key.to_string(),
+            },
+        );
+        Ok(())
     }
 
     // ------------------------------------------------------------ aliases
@@ -445,7 +528,17 @@ impl RegistryService {
         let version = parse_version(version)?;
         self.registry
             .set_registered_model_alias(name, alias, version)
-            .await
+            .await?;
+        self.emit_unless_prompt(
+            name,
+            WebhookEvent::MODEL_VERSION_ALIAS_CREATED,
+            EventPayload::ModelVersionAliasCreated {
+                name: name.to_string(),
+                alias: alias.to_string(),
+                version: version.to_string(),
+            },
+        );
+        Ok(())
     }
 
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
@@ -453,7 +546,16 @@ impl RegistryService {
         validate_alias_name(alias)?;
         self.registry
             .delete_registered_model_alias(name, alias)
-            .await
+            .await?;
+        self.emit_unless_prompt(
+            name,
+            WebhookEvent::MODEL_VERSION_ALIAS_DELETED,
+            EventPayload::ModelVersionAliasDeleted {
+                name: name.to_string(),
+                alias: alias.to_string(),
+            },
+        );
+        Ok(())
     }
 
     /// The version an alias points to; `latest` is the highest version.

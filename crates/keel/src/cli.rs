@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the Keel server: MLflow-compatible tracking API and artifact proxy
     Server(ServerFlags),
+    /// Browse and manage a server's model registry: list, show, aliases, download, lineage
+    Models(ModelsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +48,11 @@ pub struct ServerFlags {
     #[arg(long, env = "KEEL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Option<Vec<String>>,
 
+    /// Hosts or IP addresses webhooks may reach although they are private, loopback or
+    /// link-local (comma-separated); by default webhooks reach public addresses only
+    #[arg(long, env = "KEEL_WEBHOOK_ALLOWED_DESTINATIONS", value_delimiter = ',')]
+    pub webhook_allowed_destinations: Option<Vec<String>>,
+
     /// Largest JSON request body in bytes (artifact uploads are streamed and exempt) [default: 33554432]
     #[arg(long, env = "KEEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -53,4 +60,65 @@ pub struct ServerFlags {
     /// Optional TOML config file with the same keys as the flags (snake_case)
     #[arg(long, env = "KEEL_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Tracking server to talk to [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+    #[arg(long, global = true)]
+    pub tracking_uri: Option<String>,
+
+    /// Print JSON for scripts instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models
+    List {
+        /// MLflow search filter, e.g. "name LIKE 'clf%'" or "tags.team = 'search'"
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Show one registered model: description, tags, aliases, latest versions
+    Show {
+        /// Registered model name
+        name: String,
+    },
+    /// List every version of a registered model, newest first
+    Versions {
+        /// Registered model name
+        name: String,
+    },
+    /// Point an alias at a version, or remove it
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Download every file of a model version into DIR
+    Download {
+        /// NAME/VERSION or NAME@ALIAS
+        model: String,
+        /// Destination directory (created if needed)
+        dir: PathBuf,
+    },
+    /// Show what produced a model version: logged model, run, params, metrics, datasets
+    Lineage {
+        /// NAME/VERSION or NAME@ALIAS
+        model: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS of model NAME at VERSION (moving it if it pointed elsewhere)
+    Set {
+        name: String,
+        alias: String,
+        version: String,
+    },
+    /// Remove ALIAS from model NAME
+    Delete { name: String, alias: String },
 }

@@ -18,6 +18,7 @@ struct FileConfig {
     artifacts_destination: Option<String>,
     allowed_hosts: Option<Vec<String>>,
     cors_allowed_origins: Option<Vec<String>>,
+    webhook_allowed_destinations: Option<Vec<String>>,
     max_request_bytes: Option<usize>,
 }
 
@@ -30,6 +31,7 @@ pub struct ServerConfig {
     pub artifacts_destination: PathBuf,
     pub allowed_hosts: Vec<String>,
     pub cors_allowed_origins: Vec<String>,
+    pub webhook_allowed_destinations: Vec<String>,
     pub max_request_bytes: usize,
 }
 
@@ -76,6 +78,10 @@ impl ServerConfig {
             .cors_allowed_origins
             .or(file.cors_allowed_origins)
             .unwrap_or_default();
+        let webhook_allowed_destinations = flags
+            .webhook_allowed_destinations
+            .or(file.webhook_allowed_destinations)
+            .unwrap_or_default();
         let max_request_bytes = flags
             .max_request_bytes
             .or(file.max_request_bytes)
@@ -87,6 +93,7 @@ impl ServerConfig {
             artifacts_destination,
             allowed_hosts,
             cors_allowed_origins,
+            webhook_allowed_destinations,
             max_request_bytes,
         })
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod models_cmd;
 mod server_cmd;
 
 use clap::Parser;
@@ -11,6 +12,7 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
         cli::Command::Server(flags) => server_cmd::run(flags),
+        cli::Command::Models(args) => models_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use keel_artifacts::LocalArtifactStore;
 use keel_server::{AllowedHosts, AppState, HttpOptions};
 use keel_store::SqliteStore;
-use keel_tracking::{RegistryService, TrackingService};
+use keel_tracking::webhooks::{DeliverySettings, DestinationPolicy};
+use keel_tracking::{RegistryService, TrackingService, WebhookService};
 
 use crate::cli::ServerFlags;
 use crate::config::ServerConfig;
@@ -48,9 +49,16 @@ async fn serve(config: ServerConfig) -> Result<()> {
         )
     })?;
     let store = Arc::new(store);
+    let webhook_destinations = DestinationPolicy::new(&config.webhook_allowed_destinations);
+    let webhooks = WebhookService::start(
+        store.clone(),
+        webhook_destinations,
+        DeliverySettings::default(),
+    );
     let state = AppState {
         tracking: TrackingService::new(store.clone()),
-        registry: RegistryService::new(store.clone(), store),
+        registry: RegistryService::new(store.clone(), store).with_webhooks(webhooks.dispatcher()),
+        webhooks,
         artifacts: Arc::new(artifacts),
     };
     let options = HttpOptions {
@@ -82,6 +90,12 @@ async fn serve(config: ServerConfig) -> Result<()> {
     println!("  metadata:  sqlite://{}", config.sqlite_path.display());
     println!("  artifacts: {}", config.artifacts_destination.display());
     println!("  allowed hosts: {}", config.allowed_hosts.join(", "));
+    if !config.webhook_allowed_destinations.is_empty() {
+        println!(
+            "  webhook destinations allowed besides public addresses: {}",
+            config.webhook_allowed_destinations.join(", ")
+        );
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -11,6 +11,7 @@ use super::sql::{join_uri, now_ms};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_tracking.sql")),
     (2, include_str!("../../migrations/sqlite/0002_registry.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_webhooks.sql")),
 ];
 
 /// The schema version this build writes.

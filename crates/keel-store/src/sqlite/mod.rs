@@ -19,6 +19,7 @@ mod registry;
 mod runs;
 mod search;
 mod sql;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
