@@ -5,7 +5,8 @@ Two measurements, each run against every target in turn (same sitting, same mach
 
   log-batch  C concurrent clients each send R `runs/log-batch` requests of 1000 metrics
              to their own run: requests/s, metric points/s, p50/p99 latency.
-  search     an experiment seeded through the API with S runs x 20 metrics (+10 params),
+  search     an experiment seeded with S runs x 20 metrics (+10 params) through the API,
+             or with --seed-db straight into each server's SQLite file through its own schema,
              then Q sequential `runs/search` requests
              (`metrics.m0 > 0.5 and params.p0 = 'x'`, order `metrics.m1 DESC`, max 100):
              p50/p99 latency, and the same query from C concurrent clients: requests/s.
@@ -121,6 +122,43 @@ def seed(base, n_runs, n_clients):
     return experiment_id, time.perf_counter() - started, len(errors)
 
 
+def seed_sql(kind, db, experiment_id, n_runs):
+    """Inserts runs straight into a server's SQLite file, through that server's own schema
+    (`kind` is mlflow or keel): MLflow's API seeds ~12 runs/s here, too slow for 100k."""
+    import sqlite3
+    now = int(time.time() * 1000)
+    runs, metrics, params, tags = [], [], [], []
+    for run_idx in range(n_runs):
+        rng = random.Random(run_idx)
+        run_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        runs.append((run_id, f"r{run_idx}", now - run_idx, f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"))
+        metrics.extend((run_id, f"m{k}", rng.random(), now) for k in range(N_SEED_METRICS))
+        params.extend((run_id, f"p{k}", rng.choice("xyz")) for k in range(N_SEED_PARAMS))
+        tags.append((run_id, "mlflow.runName", f"r{run_idx}"))
+    started = time.perf_counter()
+    con = sqlite3.connect(db, timeout=120)
+    with con:
+        if kind == "mlflow":
+            con.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id,"
+                            " status, start_time, source_version, lifecycle_stage, artifact_uri, experiment_id)"
+                            " VALUES (?, ?, 'UNKNOWN', '', '', 'bench', 'FINISHED', ?, '', 'active', ?, ?)",
+                            [r + (int(experiment_id),) for r in runs])
+            for table in ("metrics", "latest_metrics"):
+                con.executemany(f"INSERT INTO {table} (run_uuid, key, value, timestamp, step, is_nan)"
+                                " VALUES (?, ?, ?, ?, 0, 0)", metrics)
+        else:
+            con.executemany("INSERT INTO runs (run_uuid, name, user_id, status, start_time, artifact_uri,"
+                            " lifecycle_stage, experiment_id) VALUES (?, ?, 'bench', 'FINISHED', ?, ?, 'active', ?)",
+                            [r + (int(experiment_id),) for r in runs])
+            for table in ("metrics", "latest_metrics"):
+                con.executemany(f"INSERT INTO {table} (run_uuid, key, value, timestamp, step, is_nan)"
+                                " VALUES (?, ?, ?, ?, 0, 0)", metrics)
+        con.executemany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", params)
+        con.executemany("INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)", tags)
+    con.close()
+    return time.perf_counter() - started
+
+
 def search_once(base, experiment_id):
     started = time.perf_counter()
     result = call(base, "runs/search", {"experiment_ids": [experiment_id], "filter": SEARCH_FILTER,
@@ -128,8 +166,12 @@ def search_once(base, experiment_id):
     return time.perf_counter() - started, len(result.get("runs", []))
 
 
-def bench_search(base, n_runs, n_queries, n_clients):
-    experiment_id, seed_seconds, seed_errors = seed(base, n_runs, n_clients)
+def bench_search(base, n_runs, n_queries, n_clients, sql_seed=None):
+    if sql_seed:
+        experiment_id = create_experiment(base, "load-search")
+        seed_seconds, seed_errors = seed_sql(sql_seed[0], sql_seed[1], experiment_id, n_runs), 0
+    else:
+        experiment_id, seed_seconds, seed_errors = seed(base, n_runs, n_clients)
     search_once(base, experiment_id)  # warm-up
     samples = [search_once(base, experiment_id) for _ in range(n_queries)]
     latencies = [s[0] for s in samples]
@@ -168,6 +210,9 @@ def main():
     parser.add_argument("--seed-runs", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--only", choices=["log-batch", "search"])
+    parser.add_argument("--seed-db", action="append", default=[],
+                        help="name=PATH of the target's SQLite file: seed the search runs with SQL "
+                             "through that server's schema instead of through its API (name mlflow or keel)")
     args = parser.parse_args()
     targets = dict(t.split("=", 1) for t in args.target)
 
@@ -183,7 +228,9 @@ def main():
         results = {}
         for name, base in targets.items():
             print(f"seeding {args.seed_runs} runs and searching against {name} ...", flush=True)
-            results[name] = bench_search(base, args.seed_runs, args.queries, args.clients)
+            seed_dbs = dict(d.split("=", 1) for d in args.seed_db)
+            sql_seed = (name, seed_dbs[name]) if name in seed_dbs else None
+            results[name] = bench_search(base, args.seed_runs, args.queries, args.clients, sql_seed)
         print()
         print(table(f"search: {args.seed_runs} runs x {N_SEED_METRICS} metrics, "
                     f"filter `{SEARCH_FILTER}`, order `{SEARCH_ORDER[0]}`, max 100, "

@@ -3,6 +3,7 @@
 #
 #   bench/run_http.sh                      8 clients, 25 log-batch requests each, 10k seeded runs
 #   SEED_RUNS=100000 bench/run_http.sh     the full-size search (seeding MLflow takes long)
+#   SEED_SQL=1 SEED_RUNS=100000 bench/run_http.sh   seed with SQL into each server's own schema
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-8}
@@ -18,4 +19,5 @@ start_servers
 echo "mlflow server --workers $MLFLOW_WORKERS vs keel (release), both on SQLite; $(nproc) cores; $(date -u +%F)"
 "$VENV/bin/python" "$BENCH_REPO/bench/load_http.py" \
   --target "mlflow=$MLFLOW_URI" --target "keel=$KEEL_URI" \
-  --clients "$CLIENTS" --batches "$BATCHES" --seed-runs "$SEED_RUNS" --queries "$QUERIES"
+  --clients "$CLIENTS" --batches "$BATCHES" --seed-runs "$SEED_RUNS" --queries "$QUERIES" \
+  ${SEED_SQL:+--seed-db "mlflow=$BENCH_WORK/mlflow.db" --seed-db "keel=$BENCH_WORK/keel.db"}

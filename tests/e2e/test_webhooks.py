@@ -105,6 +105,8 @@ def receiver():
 def allowing_client(allowing_server):
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(allowing_server.uri)
+    # The active experiment of earlier tests lives on the session server, not on this one.
+    mlflow.set_experiment(unique_name("webhooks"))
     yield MlflowClient(tracking_uri=allowing_server.uri)
     mlflow.set_tracking_uri(previous)
 
