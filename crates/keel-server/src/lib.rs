@@ -20,7 +20,11 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
 use keel_artifacts::ArtifactStore;
+use keel_core::registry::RegistryStore;
+use keel_core::store::TrackingStore;
+use keel_core::webhooks::WebhookStore;
 use keel_core::ErrorCode;
+use keel_tracking::webhooks::{DeliverySettings, DestinationPolicy};
 use keel_tracking::{RegistryService, TrackingService, WebhookService};
 
 use crate::error::ApiError;
@@ -33,6 +37,30 @@ pub struct AppState {
     pub registry: RegistryService,
     pub webhooks: WebhookService,
     pub artifacts: Arc<dyn ArtifactStore>,
+}
+
+impl AppState {
+    /// Every service over one metadata store (which implements every store
+    /// trait) and one artifact store; registry writes notify the webhooks.
+    /// Must be called inside a tokio runtime (the webhook worker starts here).
+    pub fn new<S>(
+        store: Arc<S>,
+        artifacts: Arc<dyn ArtifactStore>,
+        webhook_destinations: DestinationPolicy,
+        webhook_delivery: DeliverySettings,
+    ) -> AppState
+    where
+        S: TrackingStore + RegistryStore + WebhookStore,
+    {
+        let webhooks = WebhookService::start(store.clone(), webhook_destinations, webhook_delivery);
+        AppState {
+            tracking: TrackingService::new(store.clone()),
+            registry: RegistryService::new(store.clone(), store)
+                .with_webhooks(webhooks.dispatcher()),
+            webhooks,
+            artifacts,
+        }
+    }
 }
 
 /// HTTP-level settings.

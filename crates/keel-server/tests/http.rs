@@ -1,102 +1,39 @@
 //! In-process handler tests: the router of `keel server` over a real SQLite
 //! store and artifact directory, called with `oneshot`.
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use keel_artifacts::LocalArtifactStore;
-use keel_server::{app, AllowedHosts, AppState, HttpOptions};
-use keel_store::SqliteStore;
-use keel_tracking::{RegistryService, TrackingService};
+use keel_server::{AllowedHosts, HttpOptions};
+use keel_tracking::webhooks::{DeliverySettings, DestinationPolicy};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-struct TestServer {
-    router: Router,
-    _dir: tempfile::TempDir,
-}
+use common::TestServer;
 
 async fn server_with(options: HttpOptions) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
-    let store = SqliteStore::open(&db, "mlflow-artifacts:")
-        .await
-        .expect("open store");
-    let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
-    let store = Arc::new(store);
-    let state = AppState {
-        tracking: TrackingService::new(store.clone()),
-        webhooks: keel_tracking::WebhookService::start(
-            store.clone(),
-            Default::default(),
-            Default::default(),
-        ),
-        registry: RegistryService::new(store.clone(), store),
-        artifacts: Arc::new(artifacts),
-    };
-    TestServer {
-        router: app(state, &options),
-        _dir: dir,
-    }
+    TestServer::start_with(
+        options,
+        DestinationPolicy::default(),
+        DeliverySettings::default(),
+    )
+    .await
 }
 
-async fn server() -> TestServer {
-    server_with(HttpOptions::default()).await
-}
-
-impl TestServer {
-    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, "localhost:5000")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.unwrap_or("").to_string()))
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, uri, Some(&body.to_string())).await
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, uri, None).await
-    }
-
-    async fn create_run(&self) -> String {
-        let (status, body) = self
-            .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["run"]["info"]["run_id"]
-            .as_str()
-            .expect("run id")
-            .to_string()
-    }
+async fn create_run(server: &TestServer) -> String {
+    let (status, body) = server
+        .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string()
 }
 
 #[tokio::test]
 async fn experiments_round_trip_on_both_prefixes() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (status, body) = server
         .post(
             "/api/2.0/mlflow/experiments/create",
@@ -131,7 +68,7 @@ async fn experiments_round_trip_on_both_prefixes() {
 
 #[tokio::test]
 async fn missing_required_field_is_invalid_parameter_value() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (status, body) = server
         .post("/api/2.0/mlflow/experiments/create", json!({}))
         .await;
@@ -145,12 +82,12 @@ async fn missing_required_field_is_invalid_parameter_value() {
 
 #[tokio::test]
 async fn malformed_json_and_wrong_types_are_400_in_mlflow_shape() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (status, body) = server
-        .call(
+        .call_text(
             Method::POST,
             "/api/2.0/mlflow/experiments/create",
-            Some("{\"name\": "),
+            "{\"name\": ",
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -160,7 +97,7 @@ async fn malformed_json_and_wrong_types_are_400_in_mlflow_shape() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE");
-    let run_id = server.create_run().await;
+    let run_id = create_run(&server).await;
     let (status, body) = server
         .post(
             "/api/2.0/mlflow/runs/log-batch",
@@ -173,7 +110,7 @@ async fn malformed_json_and_wrong_types_are_400_in_mlflow_shape() {
 
 #[tokio::test]
 async fn unknown_endpoint_is_endpoint_not_found() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (status, body) = server.get("/api/2.0/mlflow/no-such-thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error_code"], "ENDPOINT_NOT_FOUND");
@@ -181,18 +118,13 @@ async fn unknown_endpoint_is_endpoint_not_found() {
 
 #[tokio::test]
 async fn foreign_host_header_is_refused() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let request = Request::builder()
         .uri("/health")
         .header(header::HOST, "evil.example:5000")
         .body(Body::empty())
         .expect("request");
-    let response = server
-        .router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("response");
+    let response = server.send(request).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
     let open = server_with(HttpOptions {
@@ -205,12 +137,7 @@ async fn foreign_host_header_is_refused() {
         .header(header::HOST, "evil.example")
         .body(Body::empty())
         .expect("request");
-    let response = open
-        .router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("response");
+    let response = open.send(request).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -223,11 +150,7 @@ async fn oversized_json_body_is_413() {
     .await;
     let big = json!({"name": "x".repeat(4096)}).to_string();
     let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/2.0/mlflow/experiments/create",
-            Some(&big),
-        )
+        .call_text(Method::POST, "/api/2.0/mlflow/experiments/create", &big)
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body["error_code"].is_string());
@@ -235,8 +158,8 @@ async fn oversized_json_body_is_413() {
 
 #[tokio::test]
 async fn non_finite_metrics_round_trip_as_protobuf_strings() {
-    let server = server().await;
-    let run_id = server.create_run().await;
+    let server = TestServer::start().await;
+    let run_id = create_run(&server).await;
     let metrics = json!([
         {"key": "nan", "value": "NaN", "timestamp": 1, "step": 0},
         {"key": "inf", "value": "Infinity", "timestamp": 1, "step": 0},
@@ -274,8 +197,8 @@ async fn non_finite_metrics_round_trip_as_protobuf_strings() {
 
 #[tokio::test]
 async fn log_batch_limits_are_enforced() {
-    let server = server().await;
-    let run_id = server.create_run().await;
+    let server = TestServer::start().await;
+    let run_id = create_run(&server).await;
     let metrics: Vec<Value> = (0..1001)
         .map(|i| json!({"key": "m", "value": i, "timestamp": 1, "step": i}))
         .collect();
@@ -315,8 +238,8 @@ async fn log_batch_limits_are_enforced() {
 
 #[tokio::test]
 async fn param_values_are_immutable() {
-    let server = server().await;
-    let run_id = server.create_run().await;
+    let server = TestServer::start().await;
+    let run_id = create_run(&server).await;
     let log = |value: &'static str| json!({"run_id": run_id, "key": "lr", "value": value});
     assert_eq!(
         server
@@ -341,8 +264,8 @@ async fn param_values_are_immutable() {
 
 #[tokio::test]
 async fn deleted_runs_refuse_writes_and_can_be_restored() {
-    let server = server().await;
-    let run_id = server.create_run().await;
+    let server = TestServer::start().await;
+    let run_id = create_run(&server).await;
     assert_eq!(
         server
             .post("/api/2.0/mlflow/runs/delete", json!({"run_id": run_id}))
@@ -375,7 +298,7 @@ async fn deleted_runs_refuse_writes_and_can_be_restored() {
 
 #[tokio::test]
 async fn get_arguments_come_from_the_query_string() {
-    let server = server().await;
+    let server = TestServer::start().await;
     for name in ["alpha", "beta", "alpine"] {
         server
             .post("/api/2.0/mlflow/experiments/create", json!({"name": name}))
@@ -396,7 +319,7 @@ async fn get_arguments_come_from_the_query_string() {
 
 #[tokio::test]
 async fn delete_takes_a_json_body() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (_, body) = server
         .post(
             "/api/2.0/mlflow/experiments/create",
@@ -427,7 +350,7 @@ async fn delete_takes_a_json_body() {
 
 #[tokio::test]
 async fn server_info_and_version() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let (status, body) = server.get("/api/3.0/mlflow/server-info").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["store_type"], "SqlStore");

@@ -2,111 +2,40 @@
 //! (`GET /api/keel/v1/lineage/model-versions/{name}/{version|@alias}`): the
 //! router of `keel server` over a real SQLite store, called with `oneshot`.
 
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use keel_artifacts::LocalArtifactStore;
-use keel_server::{app, AppState, HttpOptions};
-use keel_store::SqliteStore;
-use keel_tracking::{RegistryService, TrackingService};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-const API: &str = "/api/2.0/mlflow";
+use common::TestServer;
+
 const LINEAGE: &str = "/api/keel/v1/lineage/model-versions";
 
-struct TestServer {
-    router: Router,
-    _dir: tempfile::TempDir,
+async fn lineage(server: &TestServer, name_and_version: &str) -> (StatusCode, Value) {
+    server
+        .call(Method::GET, &format!("{LINEAGE}/{name_and_version}"), None)
+        .await
 }
 
-async fn server() -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
-    let store = Arc::new(
-        SqliteStore::open(&db, "mlflow-artifacts:")
-            .await
-            .expect("open store"),
-    );
-    let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
-    let state = AppState {
-        tracking: TrackingService::new(store.clone()),
-        webhooks: keel_tracking::WebhookService::start(
-            store.clone(),
-            Default::default(),
-            Default::default(),
-        ),
-        registry: RegistryService::new(store.clone(), store),
-        artifacts: Arc::new(artifacts),
-    };
-    TestServer {
-        router: app(state, &HttpOptions::default()),
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map_or_else(String::new, |value| value.to_string());
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, "localhost:5000")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    async fn mlflow(&self, method: Method, path: &str, body: Value) -> Value {
-        let (status, value) = self
-            .call(method.clone(), &format!("{API}{path}"), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
-        value
-    }
-
-    async fn lineage(&self, name_and_version: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, &format!("{LINEAGE}/{name_and_version}"), None)
-            .await
-    }
-
-    /// A run with params, metrics, a training dataset and a logged model it
-    /// output, registered as version 1 of `model_name` with alias `champion`.
-    async fn trained_and_registered(&self, model_name: &str) -> (String, String) {
-        let run = self
-            .mlflow(
-                Method::POST,
-                "/runs/create",
-                json!({"experiment_id": "0", "run_name": "brave-fox"}),
-            )
-            .await;
-        let run_id = run["run"]["info"]["run_id"]
-            .as_str()
-            .expect("run id")
-            .to_string();
-        self.mlflow(
+/// A run with params, metrics, a training dataset and a logged model it
+/// output, registered as version 1 of `model_name` with alias `champion`.
+async fn trained_and_registered(server: &TestServer, model_name: &str) -> (String, String) {
+    let run = server
+        .ok(
             Method::POST,
-            "/runs/log-batch",
-            json!({
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": "0", "run_name": "brave-fox"})),
+        )
+        .await;
+    let run_id = run["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    server
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/log-batch",
+            Some(json!({
                 "run_id": run_id,
                 "params": [{"key": "alpha", "value": "0.5"}],
                 "metrics": [
@@ -115,74 +44,78 @@ impl TestServer {
                     {"key": "loss", "value": "NaN", "timestamp": 2, "step": 1}
                 ],
                 "tags": [{"key": "team", "value": "search"}]
-            }),
+            })),
         )
         .await;
-        self.mlflow(
+    server.ok(
+        Method::POST,
+        "/api/2.0/mlflow/runs/log-inputs",
+        Some(json!({
+            "run_id": run_id,
+            "datasets": [{
+                "tags": [{"key": "mlflow.data.context", "value": "training"}],
+                "dataset": {
+                    "name": "wine", "digest": "d41d8cd9", "source_type": "local",
+                    "source": "{\"uri\": \"/data/wine.csv\"}",
+                    "schema": "{\"mlflow_colspec\": [{\"name\": \"acidity\", \"type\": \"double\"}]}"
+                }
+            }]
+        })),
+    )
+    .await;
+    let model = server
+        .ok(
             Method::POST,
-            "/runs/log-inputs",
-            json!({
-                "run_id": run_id,
-                "datasets": [{
-                    "tags": [{"key": "mlflow.data.context", "value": "training"}],
-                    "dataset": {
-                        "name": "wine", "digest": "d41d8cd9", "source_type": "local",
-                        "source": "{\"uri\": \"/data/wine.csv\"}",
-                        "schema": "{\"mlflow_colspec\": [{\"name\": \"acidity\", \"type\": \"double\"}]}"
-                    }
-                }]
-            }),
-        )
-        .await;
-        let model = self
-            .mlflow(
-                Method::POST,
-                "/logged-models",
+            "/api/2.0/mlflow/logged-models",
+            Some(
                 json!({"experiment_id": "0", "name": "model", "source_run_id": run_id,
-                       "params": [{"key": "flavor", "value": "sklearn"}]}),
-            )
-            .await;
-        let model_id = model["model"]["info"]["model_id"]
-            .as_str()
-            .expect("model id")
-            .to_string();
-        self.mlflow(
-            Method::POST,
-            "/runs/outputs",
-            json!({"run_id": run_id, "models": [{"model_id": model_id, "step": 1}]}),
+                   "params": [{"key": "flavor", "value": "sklearn"}]}),
+            ),
         )
         .await;
-        self.mlflow(
+    let model_id = model["model"]["info"]["model_id"]
+        .as_str()
+        .expect("model id")
+        .to_string();
+    server
+        .ok(
             Method::POST,
-            "/registered-models/create",
-            json!({"name": model_name}),
+            "/api/2.0/mlflow/runs/outputs",
+            Some(json!({"run_id": run_id, "models": [{"model_id": model_id, "step": 1}]})),
         )
         .await;
-        self.mlflow(
+    server
+        .ok(
             Method::POST,
-            "/model-versions/create",
-            json!({"name": model_name, "source": format!("models:/{model_id}"), "model_id": model_id,
-                   "tags": [{"key": "validated", "value": "yes"}]}),
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({"name": model_name})),
         )
         .await;
-        self.mlflow(
+    server.ok(
+        Method::POST,
+        "/api/2.0/mlflow/model-versions/create",
+        Some(json!({"name": model_name, "source": format!("models:/{model_id}"), "model_id": model_id,
+               "tags": [{"key": "validated", "value": "yes"}]})),
+    )
+    .await;
+    server
+        .ok(
             Method::POST,
-            "/registered-models/alias",
-            json!({"name": model_name, "alias": "champion", "version": "1"}),
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({"name": model_name, "alias": "champion", "version": "1"})),
         )
         .await;
-        (run_id, model_id)
-    }
+    (run_id, model_id)
 }
 
 #[tokio::test]
 async fn lineage_joins_version_logged_model_run_and_datasets_in_one_document() {
-    let server = server().await;
-    let (run_id, model_id) = server.trained_and_registered("wine-clf").await;
+    let server = TestServer::start().await;
+    let (run_id, model_id) = trained_and_registered(&server, "wine-clf").await;
 
-    let (status, by_version) = server.lineage("wine-clf/1").await;
+    let (status, by_version) = lineage(&server, "wine-clf/1").await;
     assert_eq!(status, StatusCode::OK, "{by_version}");
-    let (status, by_alias) = server.lineage("wine-clf/@champion").await;
+    let (status, by_alias) = lineage(&server, "wine-clf/@champion").await;
     assert_eq!(status, StatusCode::OK, "{by_alias}");
     assert_eq!(by_version, by_alias);
 
@@ -230,24 +163,24 @@ async fn lineage_joins_version_logged_model_run_and_datasets_in_one_document() {
     );
     assert_eq!(by_version["notes"], json!([]));
 
-    let (status, latest) = server.lineage("wine-clf/@latest").await;
+    let (status, latest) = lineage(&server, "wine-clf/@latest").await;
     assert_eq!(status, StatusCode::OK, "{latest}");
     assert_eq!(latest["model_version"]["version"], 1);
 }
 
 #[tokio::test]
 async fn names_with_spaces_and_at_signs_are_percent_encoded() {
-    let server = server().await;
-    server.trained_and_registered("team@x model").await;
-    let (status, value) = server.lineage("team%40x%20model/%40champion").await;
+    let server = TestServer::start().await;
+    trained_and_registered(&server, "team@x model").await;
+    let (status, value) = lineage(&server, "team%40x%20model/%40champion").await;
     assert_eq!(status, StatusCode::OK, "{value}");
     assert_eq!(value["model_version"]["name"], "team@x model");
 }
 
 #[tokio::test]
 async fn unknown_models_versions_and_aliases_are_404_in_mlflow_error_json() {
-    let server = server().await;
-    server.trained_and_registered("clf").await;
+    let server = TestServer::start().await;
+    trained_and_registered(&server, "clf").await;
     for (path, message) in [
         ("nope/1", "Registered Model with name=nope not found"),
         (
@@ -260,7 +193,7 @@ async fn unknown_models_versions_and_aliases_are_404_in_mlflow_error_json() {
             "Registered model alias challenger not found for model clf.",
         ),
     ] {
-        let (status, value) = server.lineage(path).await;
+        let (status, value) = lineage(&server, path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {value}");
         assert_eq!(value["error_code"], "RESOURCE_DOES_NOT_EXIST", "{path}");
         assert_eq!(value["message"], message, "{path}");
@@ -269,13 +202,13 @@ async fn unknown_models_versions_and_aliases_are_404_in_mlflow_error_json() {
 
 #[tokio::test]
 async fn malformed_versions_are_invalid_parameters() {
-    let server = server().await;
+    let server = TestServer::start().await;
     for path in ["clf/three", "clf/@", "clf/@a%20b", "clf/1.5"] {
-        let (status, value) = server.lineage(path).await;
+        let (status, value) = lineage(&server, path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {value}");
         assert_eq!(value["error_code"], "INVALID_PARAMETER_VALUE", "{path}");
     }
-    let (status, value) = server.lineage("clf").await;
+    let (status, value) = lineage(&server, "clf").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{value}");
     assert_eq!(value["error_code"], "ENDPOINT_NOT_FOUND");
 }

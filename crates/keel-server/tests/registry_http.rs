@@ -2,50 +2,13 @@
 //! `keel server` over a real SQLite store and artifact directory, called with
 //! `oneshot`.
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use keel_artifacts::LocalArtifactStore;
-use keel_server::{app, AppState, HttpOptions};
-use keel_store::SqliteStore;
-use keel_tracking::{RegistryService, TrackingService};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-const API: &str = "/api/2.0/mlflow";
-
-struct TestServer {
-    router: Router,
-    _dir: tempfile::TempDir,
-}
-
-async fn server() -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
-    let store = Arc::new(
-        SqliteStore::open(&db, "mlflow-artifacts:")
-            .await
-            .expect("open store"),
-    );
-    let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
-    let state = AppState {
-        tracking: TrackingService::new(store.clone()),
-        webhooks: keel_tracking::WebhookService::start(
-            store.clone(),
-            Default::default(),
-            Default::default(),
-        ),
-        registry: RegistryService::new(store.clone(), store),
-        artifacts: Arc::new(artifacts),
-    };
-    TestServer {
-        router: app(state, &HttpOptions::default()),
-        _dir: dir,
-    }
-}
+use common::TestServer;
 
 /// A run with a logged model named `model` that it output, and one file in each.
 struct Lineage {
@@ -55,152 +18,120 @@ struct Lineage {
     model_location: String,
 }
 
-impl TestServer {
-    async fn raw(&self, method: Method, uri: &str, body: Body) -> (StatusCode, Vec<u8>) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, "localhost:5000")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, bytes.to_vec())
-    }
+/// The status and MLflow error code of a request that must fail.
+async fn error_code(
+    server: &TestServer,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let (status, value) = server.error(method, uri, body).await;
+    (
+        status,
+        value["error_code"].as_str().unwrap_or_default().to_string(),
+    )
+}
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map_or_else(String::new, |value| value.to_string());
-        let (status, bytes) = self
-            .raw(method, &format!("{API}{path}"), Body::from(body))
-            .await;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
+async fn upload(server: &TestServer, path: &str, content: &str) {
+    let uri = format!("/api/2.0/mlflow-artifacts/artifacts/{path}");
+    let (status, body) = server
+        .raw(Method::PUT, &uri, Body::from(content.to_string()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "upload {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
 
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, value) = self.call(method.clone(), path, body).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
-        value
-    }
+async fn lineage(server: &TestServer) -> Lineage {
+    lineage_in(server, "0").await
+}
 
-    async fn error(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, String) {
-        let (status, value) = self.call(method.clone(), path, body).await;
-        assert!(!status.is_success(), "{method} {path} should fail: {value}");
-        (
-            status,
-            value["error_code"].as_str().unwrap_or_default().to_string(),
-        )
-    }
-
-    async fn upload(&self, path: &str, content: &str) {
-        let uri = format!("/api/2.0/mlflow-artifacts/artifacts/{path}");
-        let (status, body) = self
-            .raw(Method::PUT, &uri, Body::from(content.to_string()))
-            .await;
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "upload {path}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-
-    async fn lineage(&self) -> Lineage {
-        self.lineage_in("0").await
-    }
-
-    async fn lineage_in(&self, experiment_id: &str) -> Lineage {
-        let run = self
-            .ok(
-                Method::POST,
-                "/runs/create",
-                Some(json!({"experiment_id": experiment_id})),
-            )
-            .await;
-        let run_id = run["run"]["info"]["run_id"]
-            .as_str()
-            .expect("run id")
-            .to_string();
-        let run_artifact_uri = run["run"]["info"]["artifact_uri"]
-            .as_str()
-            .expect("uri")
-            .to_string();
-        let model = self
-            .ok(
-                Method::POST,
-                "/logged-models",
-                Some(json!({"experiment_id": experiment_id, "name": "model", "source_run_id": run_id})),
-            )
-            .await;
-        let model_id = model["model"]["info"]["model_id"]
-            .as_str()
-            .expect("model id")
-            .to_string();
-        let model_location = model["model"]["info"]["artifact_uri"]
-            .as_str()
-            .expect("uri")
-            .to_string();
-        self.ok(
+async fn lineage_in(server: &TestServer, experiment_id: &str) -> Lineage {
+    let run = server
+        .ok(
             Method::POST,
-            "/runs/outputs",
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experiment_id": experiment_id})),
+        )
+        .await;
+    let run_id = run["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    let run_artifact_uri = run["run"]["info"]["artifact_uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    let model = server
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/logged-models",
+            Some(json!({"experiment_id": experiment_id, "name": "model", "source_run_id": run_id})),
+        )
+        .await;
+    let model_id = model["model"]["info"]["model_id"]
+        .as_str()
+        .expect("model id")
+        .to_string();
+    let model_location = model["model"]["info"]["artifact_uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    server
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/runs/outputs",
             Some(json!({"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]})),
         )
         .await;
-        let model_path = model_location
-            .trim_start_matches("mlflow-artifacts:")
-            .trim_start_matches('/');
-        self.upload(&format!("{model_path}/MLmodel"), "flavors: {}\n")
-            .await;
-        let run_path = run_artifact_uri
-            .trim_start_matches("mlflow-artifacts:")
-            .trim_start_matches('/');
-        self.upload(&format!("{run_path}/other/MLmodel"), "run files\n")
-            .await;
-        Lineage {
-            run_id,
-            run_artifact_uri,
-            model_id,
-            model_location,
-        }
+    let model_path = model_location
+        .trim_start_matches("mlflow-artifacts:")
+        .trim_start_matches('/');
+    upload(server, &format!("{model_path}/MLmodel"), "flavors: {}\n").await;
+    let run_path = run_artifact_uri
+        .trim_start_matches("mlflow-artifacts:")
+        .trim_start_matches('/');
+    upload(server, &format!("{run_path}/other/MLmodel"), "run files\n").await;
+    Lineage {
+        run_id,
+        run_artifact_uri,
+        model_id,
+        model_location,
     }
+}
 
-    async fn create_model(&self, name: &str) {
-        self.ok(
+async fn create_model(server: &TestServer, name: &str) {
+    server
+        .ok(
             Method::POST,
-            "/registered-models/create",
+            "/api/2.0/mlflow/registered-models/create",
             Some(json!({"name": name})),
         )
         .await;
-    }
+}
 
-    async fn create_version(&self, name: &str, lineage: &Lineage) -> Value {
-        let body = json!({"name": name, "source": format!("models:/{}", lineage.model_id), "model_id": lineage.model_id});
-        self.ok(Method::POST, "/model-versions/create", Some(body))
-            .await["model_version"]
-            .clone()
-    }
+async fn create_version(server: &TestServer, name: &str, lineage: &Lineage) -> Value {
+    let body = json!({"name": name, "source": format!("models:/{}", lineage.model_id), "model_id": lineage.model_id});
+    server
+        .ok(
+            Method::POST,
+            "/api/2.0/mlflow/model-versions/create",
+            Some(body),
+        )
+        .await["model_version"]
+        .clone()
 }
 
 #[tokio::test]
 async fn registered_model_endpoints_use_mlflow_methods() {
-    let server = server().await;
+    let server = TestServer::start().await;
     let created = server
         .ok(
             Method::POST,
-            "/registered-models/create",
+            "/api/2.0/mlflow/registered-models/create",
             Some(json!({"name": "clf", "description": "d", "tags": [{"key": "team", "value": "ml"}]})),
         )
         .await;
@@ -210,13 +141,17 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     assert!(created["registered_model"].get("latest_versions").is_none());
 
     let got = server
-        .ok(Method::GET, "/registered-models/get?name=clf", None)
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/get?name=clf",
+            None,
+        )
         .await;
     assert_eq!(got["registered_model"]["description"], "d");
     let updated = server
         .ok(
             Method::PATCH,
-            "/registered-models/update",
+            "/api/2.0/mlflow/registered-models/update",
             Some(json!({"name": "clf", "description": "new"})),
         )
         .await;
@@ -224,19 +159,23 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     server
         .ok(
             Method::POST,
-            "/registered-models/set-tag",
+            "/api/2.0/mlflow/registered-models/set-tag",
             Some(json!({"name": "clf", "key": "k", "value": "v"})),
         )
         .await;
     server
         .ok(
             Method::DELETE,
-            "/registered-models/delete-tag",
+            "/api/2.0/mlflow/registered-models/delete-tag",
             Some(json!({"name": "clf", "key": "team"})),
         )
         .await;
     let got = server
-        .ok(Method::GET, "/registered-models/get?name=clf", None)
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/get?name=clf",
+            None,
+        )
         .await;
     assert_eq!(
         got["registered_model"]["tags"],
@@ -246,7 +185,7 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     let renamed = server
         .ok(
             Method::POST,
-            "/registered-models/rename",
+            "/api/2.0/mlflow/registered-models/rename",
             Some(json!({"name": "clf", "new_name": "clf2"})),
         )
         .await;
@@ -254,7 +193,7 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     let found = server
         .ok(
             Method::GET,
-            "/registered-models/search?filter=name%20LIKE%20%27clf%25%27",
+            "/api/2.0/mlflow/registered-models/search?filter=name%20LIKE%20%27clf%25%27",
             None,
         )
         .await;
@@ -262,13 +201,17 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     server
         .ok(
             Method::DELETE,
-            "/registered-models/delete",
+            "/api/2.0/mlflow/registered-models/delete",
             Some(json!({"name": "clf2"})),
         )
         .await;
-    let (status, code) = server
-        .error(Method::GET, "/registered-models/get?name=clf2", None)
-        .await;
+    let (status, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/registered-models/get?name=clf2",
+        None,
+    )
+    .await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST")
@@ -278,7 +221,7 @@ async fn registered_model_endpoints_use_mlflow_methods() {
     let (status, _) = server
         .call(
             Method::POST,
-            "/registered-models/update",
+            "/api/2.0/mlflow/registered-models/update",
             Some(json!({"name": "x"})),
         )
         .await;
@@ -296,12 +239,12 @@ async fn registered_model_endpoints_use_mlflow_methods() {
 
 #[tokio::test]
 async fn errors_use_mlflow_codes_and_messages() {
-    let server = server().await;
-    server.create_model("m").await;
+    let server = TestServer::start().await;
+    create_model(&server, "m").await;
     let (status, body) = server
         .call(
             Method::POST,
-            "/registered-models/create",
+            "/api/2.0/mlflow/registered-models/create",
             Some(json!({"name": "m"})),
         )
         .await;
@@ -309,67 +252,83 @@ async fn errors_use_mlflow_codes_and_messages() {
     assert_eq!(body["error_code"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(body["message"], "Registered Model (name=m) already exists.");
     let (_, body) = server
-        .call(Method::GET, "/registered-models/get?name=nope", None)
+        .call(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/get?name=nope",
+            None,
+        )
         .await;
     assert_eq!(body["message"], "Registered Model with name=nope not found");
-    let (status, code) = server
-        .error(Method::GET, "/model-versions/get?name=m&version=abc", None)
-        .await;
+    let (status, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/model-versions/get?name=m&version=abc",
+        None,
+    )
+    .await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
     );
-    let (status, code) = server
-        .error(Method::GET, "/model-versions/get?name=m&version=7", None)
-        .await;
+    let (status, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/model-versions/get?name=m&version=7",
+        None,
+    )
+    .await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST")
     );
-    let (_, code) = server
-        .error(
-            Method::POST,
-            "/registered-models/create",
-            Some(json!({"name": "a/b"})),
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::POST,
+        "/api/2.0/mlflow/registered-models/create",
+        Some(json!({"name": "a/b"})),
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
-    let (_, code) = server
-        .error(Method::POST, "/registered-models/create", Some(json!({})))
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::POST,
+        "/api/2.0/mlflow/registered-models/create",
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
-    let (_, code) = server
-        .error(
-            Method::GET,
-            "/registered-models/search?filter=name%20%3E%20%27a%27",
-            None,
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/registered-models/search?filter=name%20%3E%20%27a%27",
+        None,
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
-    let (_, code) = server
-        .error(
-            Method::GET,
-            "/registered-models/search?max_results=1001",
-            None,
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/registered-models/search?max_results=1001",
+        None,
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
-    let (_, code) = server
-        .error(
-            Method::GET,
-            "/model-versions/search?page_token=garbage!",
-            None,
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/model-versions/search?page_token=garbage!",
+        None,
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
 }
 
 #[tokio::test]
 async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
-    let server = server().await;
-    let lineage = server.lineage().await;
-    server.create_model("clf").await;
-    let version = server.create_version("clf", &lineage).await;
+    let server = TestServer::start().await;
+    let lineage = lineage(&server).await;
+    create_model(&server, "clf").await;
+    let version = create_version(&server, "clf", &lineage).await;
     assert_eq!(version["version"], "1");
     assert_eq!(version["status"], "READY");
     assert_eq!(version["current_stage"], "None");
@@ -384,7 +343,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let uri = server
         .ok(
             Method::GET,
-            "/model-versions/get-download-uri?name=clf&version=1",
+            "/api/2.0/mlflow/model-versions/get-download-uri?name=clf&version=1",
             None,
         )
         .await;
@@ -393,7 +352,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let (status, bytes) = server
         .raw(
             Method::GET,
-            &format!("{API}/model-versions/get-artifact?name=clf&version=1&path=MLmodel"),
+            "/api/2.0/mlflow/model-versions/get-artifact?name=clf&version=1&path=MLmodel",
             Body::empty(),
         )
         .await;
@@ -416,7 +375,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let model = server
         .ok(
             Method::GET,
-            &format!("/logged-models/{}", lineage.model_id),
+            &format!("/api/2.0/mlflow/logged-models/{}", lineage.model_id),
             None,
         )
         .await;
@@ -436,7 +395,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let version = server
         .ok(
             Method::POST,
-            "/model-versions/create",
+            "/api/2.0/mlflow/model-versions/create",
             Some(json!({"name": "clf", "source": format!("runs:/{}/model", lineage.run_id), "run_id": lineage.run_id})),
         )
         .await["model_version"]
@@ -446,7 +405,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let uri = server
         .ok(
             Method::GET,
-            "/model-versions/get-download-uri?name=clf&version=2",
+            "/api/2.0/mlflow/model-versions/get-download-uri?name=clf&version=2",
             None,
         )
         .await;
@@ -456,7 +415,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let version = server
         .ok(
             Method::POST,
-            "/model-versions/create",
+            "/api/2.0/mlflow/model-versions/create",
             Some(json!({"name": "clf", "source": format!("runs:/{}/other", lineage.run_id), "run_id": lineage.run_id})),
         )
         .await["model_version"]
@@ -465,7 +424,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let (status, bytes) = server
         .raw(
             Method::GET,
-            &format!("{API}/model-versions/get-artifact?name=clf&version=3&path=MLmodel"),
+            "/api/2.0/mlflow/model-versions/get-artifact?name=clf&version=3&path=MLmodel",
             Body::empty(),
         )
         .await;
@@ -474,7 +433,7 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
     let uri = server
         .ok(
             Method::GET,
-            "/model-versions/get-download-uri?name=clf&version=3",
+            "/api/2.0/mlflow/model-versions/get-download-uri?name=clf&version=3",
             None,
         )
         .await;
@@ -486,19 +445,17 @@ async fn versions_from_logged_models_download_and_stream_through_the_proxy() {
 
 #[tokio::test]
 async fn hostile_sources_are_refused_with_invalid_parameter_value() {
-    let server = server().await;
-    let lineage = server.lineage().await;
+    let server = TestServer::start().await;
+    let lineage = lineage(&server).await;
     let experiment = server
         .ok(
             Method::POST,
-            "/experiments/create",
+            "/api/2.0/mlflow/experiments/create",
             Some(json!({"name": "elsewhere"})),
         )
         .await;
-    let other = server
-        .lineage_in(experiment["experiment_id"].as_str().expect("id"))
-        .await;
-    server.create_model("clf").await;
+    let other = lineage_in(&server, experiment["experiment_id"].as_str().expect("id")).await;
+    create_model(&server, "clf").await;
     let run_root = lineage.run_artifact_uri.clone();
     let model_root = lineage.model_location.clone();
     let run = Some(lineage.run_id.as_str());
@@ -552,7 +509,7 @@ async fn hostile_sources_are_refused_with_invalid_parameter_value() {
         let (status, body) = server
             .call(
                 Method::POST,
-                "/model-versions/create",
+                "/api/2.0/mlflow/model-versions/create",
                 Some(json!({"name": "clf", "source": source, "run_id": run_id, "model_id": model_id})),
             )
             .await;
@@ -570,7 +527,7 @@ async fn hostile_sources_are_refused_with_invalid_parameter_value() {
     let found = server
         .ok(
             Method::GET,
-            "/model-versions/search?filter=name%3D%27clf%27",
+            "/api/2.0/mlflow/model-versions/search?filter=name%3D%27clf%27",
             None,
         )
         .await;
@@ -579,9 +536,9 @@ async fn hostile_sources_are_refused_with_invalid_parameter_value() {
 
 #[tokio::test]
 async fn legitimate_sources_are_accepted() {
-    let server = server().await;
-    let lineage = server.lineage().await;
-    server.create_model("clf").await;
+    let server = TestServer::start().await;
+    let lineage = lineage(&server).await;
+    create_model(&server, "clf").await;
     let run_root = lineage.run_artifact_uri.clone();
     let model_root = lineage.model_location.clone();
     let run = Some(lineage.run_id.as_str());
@@ -605,7 +562,7 @@ async fn legitimate_sources_are_accepted() {
         let (status, body) = server
             .call(
                 Method::POST,
-                "/model-versions/create",
+                "/api/2.0/mlflow/model-versions/create",
                 Some(json!({"name": "clf", "source": source, "run_id": run_id, "model_id": model_id})),
             )
             .await;
@@ -619,14 +576,14 @@ async fn legitimate_sources_are_accepted() {
     server
         .ok(
             Method::POST,
-            "/registered-models/alias",
+            "/api/2.0/mlflow/registered-models/alias",
             Some(json!({"name": "clf", "alias": "champion", "version": "1"})),
         )
         .await;
     let copied = server
         .ok(
             Method::POST,
-            "/model-versions/create",
+            "/api/2.0/mlflow/model-versions/create",
             Some(json!({"name": "clf", "source": "models:/clf@champion"})),
         )
         .await;
@@ -643,7 +600,7 @@ async fn legitimate_sources_are_accepted() {
         .ok(
             Method::GET,
             &format!(
-                "/model-versions/get-download-uri?name=clf&version={}",
+                "/api/2.0/mlflow/model-versions/get-download-uri?name=clf&version={}",
                 cases.len() + 1
             ),
             None,
@@ -654,22 +611,22 @@ async fn legitimate_sources_are_accepted() {
 
 #[tokio::test]
 async fn aliases_and_reserved_alias_names() {
-    let server = server().await;
-    let lineage = server.lineage().await;
-    server.create_model("clf").await;
-    server.create_version("clf", &lineage).await;
-    server.create_version("clf", &lineage).await;
+    let server = TestServer::start().await;
+    let lineage = lineage(&server).await;
+    create_model(&server, "clf").await;
+    create_version(&server, "clf", &lineage).await;
+    create_version(&server, "clf", &lineage).await;
     server
         .ok(
             Method::POST,
-            "/registered-models/alias",
+            "/api/2.0/mlflow/registered-models/alias",
             Some(json!({"name": "clf", "alias": "champion", "version": 1})),
         )
         .await;
     let by_alias = server
         .ok(
             Method::GET,
-            "/registered-models/alias?name=clf&alias=champion",
+            "/api/2.0/mlflow/registered-models/alias?name=clf&alias=champion",
             None,
         )
         .await;
@@ -678,12 +635,16 @@ async fn aliases_and_reserved_alias_names() {
     server
         .ok(
             Method::POST,
-            "/registered-models/alias",
+            "/api/2.0/mlflow/registered-models/alias",
             Some(json!({"name": "clf", "alias": "champion", "version": "2"})),
         )
         .await;
     let model = server
-        .ok(Method::GET, "/registered-models/get?name=clf", None)
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/registered-models/get?name=clf",
+            None,
+        )
         .await;
     assert_eq!(
         model["registered_model"]["aliases"],
@@ -692,48 +653,48 @@ async fn aliases_and_reserved_alias_names() {
     let latest = server
         .ok(
             Method::GET,
-            "/registered-models/alias?name=clf&alias=latest",
+            "/api/2.0/mlflow/registered-models/alias?name=clf&alias=latest",
             None,
         )
         .await;
     assert_eq!(latest["model_version"]["version"], "2");
 
     for reserved in ["latest", "Latest", "v1", "V12"] {
-        let (status, code) = server
-            .error(
-                Method::POST,
-                "/registered-models/alias",
-                Some(json!({"name": "clf", "alias": reserved, "version": "1"})),
-            )
-            .await;
+        let (status, code) = error_code(
+            &server,
+            Method::POST,
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({"name": "clf", "alias": reserved, "version": "1"})),
+        )
+        .await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
             "{reserved}"
         );
     }
-    let (_, code) = server
-        .error(
-            Method::POST,
-            "/registered-models/alias",
-            Some(json!({"name": "clf", "alias": "a.b", "version": "1"})),
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::POST,
+        "/api/2.0/mlflow/registered-models/alias",
+        Some(json!({"name": "clf", "alias": "a.b", "version": "1"})),
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
     server
         .ok(
             Method::DELETE,
-            "/registered-models/alias",
+            "/api/2.0/mlflow/registered-models/alias",
             Some(json!({"name": "clf", "alias": "champion"})),
         )
         .await;
-    let (status, code) = server
-        .error(
-            Method::GET,
-            "/registered-models/alias?name=clf&alias=champion",
-            None,
-        )
-        .await;
+    let (status, code) = error_code(
+        &server,
+        Method::GET,
+        "/api/2.0/mlflow/registered-models/alias?name=clf&alias=champion",
+        None,
+    )
+    .await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
@@ -742,16 +703,16 @@ async fn aliases_and_reserved_alias_names() {
 
 #[tokio::test]
 async fn stages_latest_versions_tags_and_deletes() {
-    let server = server().await;
-    let lineage = server.lineage().await;
-    server.create_model("clf").await;
+    let server = TestServer::start().await;
+    let lineage = lineage(&server).await;
+    create_model(&server, "clf").await;
     for _ in 0..3 {
-        server.create_version("clf", &lineage).await;
+        create_version(&server, "clf", &lineage).await;
     }
     let moved = server
         .ok(
             Method::POST,
-            "/model-versions/transition-stage",
+            "/api/2.0/mlflow/model-versions/transition-stage",
             Some(json!({"name": "clf", "version": "1", "stage": "production"})),
         )
         .await;
@@ -759,35 +720,39 @@ async fn stages_latest_versions_tags_and_deletes() {
     server
         .ok(
             Method::POST,
-            "/model-versions/transition-stage",
+            "/api/2.0/mlflow/model-versions/transition-stage",
             Some(json!({"name": "clf", "version": "2", "stage": "Production", "archive_existing_versions": true})),
         )
         .await;
     let v1 = server
-        .ok(Method::GET, "/model-versions/get?name=clf&version=1", None)
+        .ok(
+            Method::GET,
+            "/api/2.0/mlflow/model-versions/get?name=clf&version=1",
+            None,
+        )
         .await;
     assert_eq!(v1["model_version"]["current_stage"], "Archived");
-    let (_, code) = server
-        .error(
-            Method::POST,
-            "/model-versions/transition-stage",
-            Some(json!({"name": "clf", "version": "3", "stage": "Archived", "archive_existing_versions": true})),
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::POST,
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        Some(json!({"name": "clf", "version": "3", "stage": "Archived", "archive_existing_versions": true})),
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
-    let (_, code) = server
-        .error(
-            Method::POST,
-            "/model-versions/transition-stage",
-            Some(json!({"name": "clf", "version": "3", "stage": "prod"})),
-        )
-        .await;
+    let (_, code) = error_code(
+        &server,
+        Method::POST,
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        Some(json!({"name": "clf", "version": "3", "stage": "prod"})),
+    )
+    .await;
     assert_eq!(code, "INVALID_PARAMETER_VALUE");
 
     let posted = server
         .ok(
             Method::POST,
-            "/registered-models/get-latest-versions",
+            "/api/2.0/mlflow/registered-models/get-latest-versions",
             Some(json!({"name": "clf", "stages": ["Production"]})),
         )
         .await;
@@ -795,7 +760,7 @@ async fn stages_latest_versions_tags_and_deletes() {
     let got = server
         .ok(
             Method::GET,
-            "/registered-models/get-latest-versions?name=clf",
+            "/api/2.0/mlflow/registered-models/get-latest-versions?name=clf",
             None,
         )
         .await;
@@ -810,14 +775,14 @@ async fn stages_latest_versions_tags_and_deletes() {
     server
         .ok(
             Method::POST,
-            "/model-versions/set-tag",
+            "/api/2.0/mlflow/model-versions/set-tag",
             Some(json!({"name": "clf", "version": "3", "key": "k", "value": "v"})),
         )
         .await;
     let updated = server
         .ok(
             Method::PATCH,
-            "/model-versions/update",
+            "/api/2.0/mlflow/model-versions/update",
             Some(json!({"name": "clf", "version": "3", "description": "third"})),
         )
         .await;
@@ -829,14 +794,14 @@ async fn stages_latest_versions_tags_and_deletes() {
     server
         .ok(
             Method::DELETE,
-            "/model-versions/delete-tag",
+            "/api/2.0/mlflow/model-versions/delete-tag",
             Some(json!({"name": "clf", "version": "3", "key": "k"})),
         )
         .await;
     let found = server
         .ok(
             Method::GET,
-            "/model-versions/search?filter=tags.k%3D%27v%27",
+            "/api/2.0/mlflow/model-versions/search?filter=tags.k%3D%27v%27",
             None,
         )
         .await;
@@ -845,16 +810,16 @@ async fn stages_latest_versions_tags_and_deletes() {
     server
         .ok(
             Method::DELETE,
-            "/model-versions/delete",
+            "/api/2.0/mlflow/model-versions/delete",
             Some(json!({"name": "clf", "version": "3"})),
         )
         .await;
-    let next = server.create_version("clf", &lineage).await;
+    let next = create_version(&server, "clf", &lineage).await;
     assert_eq!(next["version"], "4", "numbers are never reused");
     let page = server
         .ok(
             Method::GET,
-            "/model-versions/search?filter=name%3D%27clf%27&max_results=2",
+            "/api/2.0/mlflow/model-versions/search?filter=name%3D%27clf%27&max_results=2",
             None,
         )
         .await;
@@ -869,7 +834,7 @@ async fn stages_latest_versions_tags_and_deletes() {
         .ok(
             Method::GET,
             &format!(
-                "/model-versions/search?filter=name%3D%27clf%27&max_results=2&page_token={token}"
+                "/api/2.0/mlflow/model-versions/search?filter=name%3D%27clf%27&max_results=2&page_token={token}"
             ),
             None,
         )

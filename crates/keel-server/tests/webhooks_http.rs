@@ -2,104 +2,38 @@
 //! router of `keel server` over a real SQLite store, called with `oneshot`,
 //! delivering to a receiver on 127.0.0.1 that the test allow-lists.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use axum::http::{Method, StatusCode};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use http_body_util::BodyExt;
-use keel_artifacts::LocalArtifactStore;
-use keel_server::{app, AppState, HttpOptions};
-use keel_store::SqliteStore;
+use keel_server::HttpOptions;
 use keel_tracking::webhooks::{DeliverySettings, DestinationPolicy};
-use keel_tracking::{RegistryService, TrackingService, WebhookService};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tower::ServiceExt;
 
-const API: &str = "/api/2.0/mlflow";
+use common::TestServer;
+
 const FLAG: &str = "--webhook-allowed-destinations";
 
-struct TestServer {
-    router: Router,
-    _dir: tempfile::TempDir,
-}
-
+/// A server delivering webhooks to the destinations `allowed` lists, retrying fast.
 async fn server(allowed: &str) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("keel.db").display());
-    let store = Arc::new(
-        SqliteStore::open(&db, "mlflow-artifacts:")
-            .await
-            .expect("open store"),
-    );
-    let artifacts = LocalArtifactStore::new(dir.path().join("artifacts")).expect("artifact dir");
     let settings = DeliverySettings {
         initial_backoff: Duration::from_millis(10),
         timeout: Duration::from_secs(5),
         ..DeliverySettings::default()
     };
-    let webhooks = WebhookService::start(
-        store.clone(),
+    TestServer::start_with(
+        HttpOptions::default(),
         DestinationPolicy::from_list(allowed),
         settings,
-    );
-    let state = AppState {
-        tracking: TrackingService::new(store.clone()),
-        registry: RegistryService::new(store.clone(), store).with_webhooks(webhooks.dispatcher()),
-        webhooks,
-        artifacts: Arc::new(artifacts),
-    };
-    TestServer {
-        router: app(state, &HttpOptions::default()),
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map_or_else(String::new, |value| value.to_string());
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{API}{path}"))
-            .header(header::HOST, "localhost:5000")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, value) = self.call(method.clone(), path, body).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
-        value
-    }
-
-    async fn error(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, value) = self.call(method.clone(), path, body).await;
-        assert!(!status.is_success(), "{method} {path} should fail: {value}");
-        (status, value)
-    }
+    )
+    .await
 }
 
 /// One request the receiver got.
@@ -200,7 +134,7 @@ async fn webhook_crud_round_trips_without_the_secret() {
     let created = server
         .ok(
             Method::POST,
-            "/webhooks",
+            "/api/2.0/mlflow/webhooks",
             Some(hook(
                 "https://93.184.215.14/hook",
                 json!([{"entity": "MODEL_VERSION", "action": "CREATED"},
@@ -221,7 +155,7 @@ async fn webhook_crud_round_trips_without_the_secret() {
     assert!(!created.to_string().contains("s3cret"));
 
     let got = server
-        .ok(Method::GET, &format!("/webhooks/{id}"), None)
+        .ok(Method::GET, &format!("/api/2.0/mlflow/webhooks/{id}"), None)
         .await;
     assert_eq!(got["webhook"], *webhook);
     assert!(!got.to_string().contains("s3cret"));
@@ -229,7 +163,7 @@ async fn webhook_crud_round_trips_without_the_secret() {
     let updated = server
         .ok(
             Method::PATCH,
-            &format!("/webhooks/{id}"),
+            &format!("/api/2.0/mlflow/webhooks/{id}"),
             Some(json!({"name": "renamed", "status": "DISABLED"})),
         )
         .await;
@@ -237,15 +171,21 @@ async fn webhook_crud_round_trips_without_the_secret() {
     assert_eq!(updated["webhook"]["status"], "DISABLED");
     assert_eq!(updated["webhook"]["url"], "https://93.184.215.14/hook");
 
-    let listed = server.ok(Method::GET, "/webhooks", None).await;
+    let listed = server
+        .ok(Method::GET, "/api/2.0/mlflow/webhooks", None)
+        .await;
     assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
     assert!(!listed.to_string().contains("s3cret"));
 
     server
-        .ok(Method::DELETE, &format!("/webhooks/{id}"), None)
+        .ok(
+            Method::DELETE,
+            &format!("/api/2.0/mlflow/webhooks/{id}"),
+            None,
+        )
         .await;
     let (status, body) = server
-        .error(Method::GET, &format!("/webhooks/{id}"), None)
+        .error(Method::GET, &format!("/api/2.0/mlflow/webhooks/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
@@ -258,7 +198,7 @@ async fn lists_page_with_tokens() {
         server
             .ok(
                 Method::POST,
-                "/webhooks",
+                "/api/2.0/mlflow/webhooks",
                 Some(
                     json!({"name": format!("h{idx}"), "url": "https://93.184.215.14/",
                             "events": [{"entity": "REGISTERED_MODEL", "action": "CREATED"}]}),
@@ -267,21 +207,25 @@ async fn lists_page_with_tokens() {
             .await;
     }
     let first = server
-        .ok(Method::GET, "/webhooks?max_results=2", None)
+        .ok(Method::GET, "/api/2.0/mlflow/webhooks?max_results=2", None)
         .await;
     assert_eq!(first["webhooks"].as_array().map(Vec::len), Some(2));
     let token = first["next_page_token"].as_str().expect("token");
     let second = server
         .ok(
             Method::GET,
-            &format!("/webhooks?max_results=2&page_token={token}"),
+            &format!("/api/2.0/mlflow/webhooks?max_results=2&page_token={token}"),
             None,
         )
         .await;
     assert_eq!(second["webhooks"].as_array().map(Vec::len), Some(1));
     assert!(second.get("next_page_token").is_none());
     let (status, body) = server
-        .error(Method::GET, "/webhooks?max_results=1001", None)
+        .error(
+            Method::GET,
+            "/api/2.0/mlflow/webhooks?max_results=1001",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE");
@@ -302,7 +246,7 @@ async fn non_public_destinations_are_refused_naming_the_flag() {
         let (status, body) = server
             .error(
                 Method::POST,
-                "/webhooks",
+                "/api/2.0/mlflow/webhooks",
                 Some(hook(
                     url,
                     json!([{"entity": "MODEL_VERSION", "action": "CREATED"}]),
@@ -319,7 +263,7 @@ async fn non_public_destinations_are_refused_naming_the_flag() {
     let created = server
         .ok(
             Method::POST,
-            "/webhooks",
+            "/api/2.0/mlflow/webhooks",
             Some(hook(
                 "https://93.184.215.14/",
                 json!([{"entity": "MODEL_VERSION", "action": "CREATED"}]),
@@ -330,14 +274,14 @@ async fn non_public_destinations_are_refused_naming_the_flag() {
     let (status, body) = server
         .error(
             Method::PATCH,
-            &format!("/webhooks/{id}"),
+            &format!("/api/2.0/mlflow/webhooks/{id}"),
             Some(json!({"url": "http://169.254.169.254/"})),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["message"].as_str().unwrap_or_default().contains(FLAG));
     let got = server
-        .ok(Method::GET, &format!("/webhooks/{id}"), None)
+        .ok(Method::GET, &format!("/api/2.0/mlflow/webhooks/{id}"), None)
         .await;
     assert_eq!(got["webhook"]["url"], "https://93.184.215.14/");
 }
@@ -361,7 +305,7 @@ async fn invalid_requests_are_invalid_parameter_values() {
     ];
     for case in cases {
         let (status, body) = server
-            .error(Method::POST, "/webhooks", Some(case.clone()))
+            .error(Method::POST, "/api/2.0/mlflow/webhooks", Some(case.clone()))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{case}");
         assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{case}");
@@ -377,7 +321,7 @@ async fn registry_events_are_delivered_signed_and_retried() {
     server
         .ok(
             Method::POST,
-            "/webhooks",
+            "/api/2.0/mlflow/webhooks",
             Some(hook(
                 &url,
                 json!([{"entity": "REGISTERED_MODEL", "action": "CREATED"}]),
@@ -387,7 +331,7 @@ async fn registry_events_are_delivered_signed_and_retried() {
     server
         .ok(
             Method::POST,
-            "/registered-models/create",
+            "/api/2.0/mlflow/registered-models/create",
             Some(json!({"name": "clf", "tags": [{"key": "team", "value": "ml"}]})),
         )
         .await;
@@ -421,7 +365,7 @@ async fn the_test_endpoint_reports_the_receivers_answer() {
     let created = server
         .ok(
             Method::POST,
-            "/webhooks",
+            "/api/2.0/mlflow/webhooks",
             Some(hook(
                 &url,
                 json!([{"entity": "MODEL_VERSION_TAG", "action": "SET"}]),
@@ -432,7 +376,7 @@ async fn the_test_endpoint_reports_the_receivers_answer() {
     let tested = server
         .ok(
             Method::POST,
-            &format!("/webhooks/{id}/test"),
+            &format!("/api/2.0/mlflow/webhooks/{id}/test"),
             Some(json!({})),
         )
         .await;
@@ -452,7 +396,7 @@ async fn the_test_endpoint_reports_the_receivers_answer() {
     let tested = server
         .ok(
             Method::POST,
-            &format!("/webhooks/{id}/test"),
+            &format!("/api/2.0/mlflow/webhooks/{id}/test"),
             Some(json!({"event": {"entity": "MODEL_VERSION_ALIAS", "action": "DELETED"}})),
         )
         .await;
@@ -476,7 +420,7 @@ async fn a_failing_test_reports_the_error_instead_of_failing_the_request() {
     let created = server
         .ok(
             Method::POST,
-            "/webhooks",
+            "/api/2.0/mlflow/webhooks",
             Some(hook(
                 &format!("http://127.0.0.1:{port}/"),
                 json!([{"entity": "MODEL_VERSION", "action": "CREATED"}]),
@@ -485,7 +429,11 @@ async fn a_failing_test_reports_the_error_instead_of_failing_the_request() {
         .await;
     let id = created["webhook"]["webhook_id"].as_str().expect("id");
     let tested = server
-        .ok(Method::POST, &format!("/webhooks/{id}/test"), None)
+        .ok(
+            Method::POST,
+            &format!("/api/2.0/mlflow/webhooks/{id}/test"),
+            None,
+        )
         .await;
     assert_eq!(tested["result"]["success"], false);
     assert!(tested["result"]["error_message"]

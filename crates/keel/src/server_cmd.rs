@@ -8,7 +8,6 @@ use keel_artifacts::LocalArtifactStore;
 use keel_server::{AllowedHosts, AppState, HttpOptions};
 use keel_store::SqliteStore;
 use keel_tracking::webhooks::{DeliverySettings, DestinationPolicy};
-use keel_tracking::{RegistryService, TrackingService, WebhookService};
 
 use crate::cli::ServerFlags;
 use crate::config::ServerConfig;
@@ -48,19 +47,12 @@ async fn serve(config: ServerConfig) -> Result<()> {
             config.artifacts_destination.display()
         )
     })?;
-    let store = Arc::new(store);
-    let webhook_destinations = DestinationPolicy::new(&config.webhook_allowed_destinations);
-    let webhooks = WebhookService::start(
-        store.clone(),
-        webhook_destinations,
+    let state = AppState::new(
+        Arc::new(store),
+        Arc::new(artifacts),
+        DestinationPolicy::new(&config.webhook_allowed_destinations),
         DeliverySettings::default(),
     );
-    let state = AppState {
-        tracking: TrackingService::new(store.clone()),
-        registry: RegistryService::new(store.clone(), store).with_webhooks(webhooks.dispatcher()),
-        webhooks,
-        artifacts: Arc::new(artifacts),
-    };
     let options = HttpOptions {
         allowed_hosts: AllowedHosts::new(config.allowed_hosts.clone()),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
