@@ -4,6 +4,7 @@
 #   bench/run_http.sh                      8 clients, 25 log-batch requests each, 10k seeded runs
 #   SEED_RUNS=100000 bench/run_http.sh     the full-size search (seeding MLflow takes long)
 #   SEED_SQL=1 SEED_RUNS=100000 bench/run_http.sh   seed with SQL into each server's own schema
+#   ONLY=search QUERIES=3 ...              one part only (log-batch or search)
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-8}
@@ -20,4 +21,4 @@ echo "mlflow server --workers $MLFLOW_WORKERS vs keel (release), both on SQLite;
 "$VENV/bin/python" "$BENCH_REPO/bench/load_http.py" \
   --target "mlflow=$MLFLOW_URI" --target "keel=$KEEL_URI" \
   --clients "$CLIENTS" --batches "$BATCHES" --seed-runs "$SEED_RUNS" --queries "$QUERIES" \
-  ${SEED_SQL:+--seed-db "mlflow=$BENCH_WORK/mlflow.db" --seed-db "keel=$BENCH_WORK/keel.db"}
+  ${ONLY:+--only "$ONLY"} ${SEED_SQL:+--seed-db "mlflow=$BENCH_WORK/mlflow.db" --seed-db "keel=$BENCH_WORK/keel.db"}
