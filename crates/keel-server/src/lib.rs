@@ -112,6 +112,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
             }),
             security::check_origin,
         ))
+        .layer(axum::middleware::from_fn(error::catch_panics))
 }
 
 async fn not_found(uri: Uri) -> impl IntoResponse {
