@@ -18,6 +18,9 @@ pub enum Command {
     Server(ServerFlags),
     /// Browse and manage a server's model registry: list, show, aliases, download, lineage
     Models(ModelsArgs),
+    /// Version data with DVC's on-disk formats: init, add, status, checkout
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 #[derive(Debug, Args)]
@@ -121,4 +124,24 @@ pub enum AliasCommand {
     },
     /// Remove ALIAS from model NAME
     Delete { name: String, alias: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Create .dvc/ here, as `dvc init` does
+    Init,
+    /// Track files or directories: hash them, store them in the cache, write PATH.dvc
+    Add {
+        /// Files or directories to track
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show tracked data that differs from its .dvc file
+    Status,
+    /// Restore tracked data from the cache
+    Checkout {
+        /// Overwrite files that were modified in the workspace
+        #[arg(long, short)]
+        force: bool,
+    },
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod data_cmd;
 mod models_cmd;
 mod server_cmd;
 
@@ -13,6 +14,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         cli::Command::Server(flags) => server_cmd::run(flags),
         cli::Command::Models(args) => models_cmd::run(args),
+        cli::Command::Data(command) => data_cmd::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,242 @@
+//! DVC's content-addressed cache: `.dvc/cache/files/md5/<2 hex>/<30 hex>`
+//! (`.dir` suffix for directory manifests), with the 2.x layout
+//! `.dvc/cache/<2 hex>/<30 hex>` read as a fallback. Objects land whole
+//! (temp file in the same directory, then rename) and read-only.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::manifest::Manifest;
+use crate::{DataError, Result};
+
+const COPY_BUFFER_BYTES: usize = 1 << 20;
+
+/// The cache of one repository.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// `root` is the cache directory, normally `<repo>/.dvc/cache`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Cache { root: root.into() }
+    }
+
+    /// Where DVC 3 keeps object `oid` (an md5, or an md5 with `.dir`).
+    pub fn object_path(&self, oid: &str) -> PathBuf {
+        let (prefix, rest) = oid.split_at(oid.len().min(2));
+        self.root.join("files").join("md5").join(prefix).join(rest)
+    }
+
+    /// Where DVC 2.x kept object `oid`.
+    pub fn legacy_object_path(&self, oid: &str) -> PathBuf {
+        let (prefix, rest) = oid.split_at(oid.len().min(2));
+        self.root.join(prefix).join(rest)
+    }
+
+    /// The path of a present object, looking in the 3.x layout first.
+    pub fn find(&self, oid: &str) -> Option<PathBuf> {
+        [self.object_path(oid), self.legacy_object_path(oid)]
+            .into_iter()
+            .find(|path| path.is_file())
+    }
+
+    /// Copies `source` into the cache as object `md5`, checking while copying
+    /// that the bytes still hash to `md5` (the file may have changed since it
+    /// was hashed). A present object is left alone.
+    pub fn add_file(&self, source: &Path, md5: &str) -> Result<()> {
+        let destination = self.object_path(md5);
+        if destination.is_file() {
+            return Ok(());
+        }
+        let mut reader = File::open(source).map_err(|err| DataError::io(source, err))?;
+        write_verified(&mut reader, source, &destination, md5, Some(0o444))
+    }
+
+    /// Stores a directory manifest; returns its oid (`<md5>.dir`).
+    pub fn add_manifest(&self, manifest: &Manifest) -> Result<String> {
+        let oid = manifest.oid();
+        let destination = self.object_path(&oid);
+        if !destination.is_file() {
+            write_atomic(&destination, &manifest.to_json_bytes(), Some(0o444))?;
+        }
+        Ok(oid)
+    }
+
+    pub fn read_manifest(&self, oid: &str) -> Result<Manifest> {
+        let path = self.find(oid).ok_or_else(|| DataError::MissingObject {
+            oid: oid.to_owned(),
+        })?;
+        let bytes = std::fs::read(&path).map_err(|err| DataError::io(&path, err))?;
+        Manifest::from_json_bytes(&bytes)
+            .map_err(|reason| DataError::InvalidManifest { path, reason })
+    }
+
+    /// Writes object `md5` to `destination` (atomically, writable), checking
+    /// the bytes against `md5` on the way.
+    pub fn checkout_file(&self, md5: &str, destination: &Path, executable: bool) -> Result<()> {
+        let source = self.find(md5).ok_or_else(|| DataError::MissingObject {
+            oid: md5.to_owned(),
+        })?;
+        let mut reader = File::open(&source).map_err(|err| DataError::io(&source, err))?;
+        let mode = if executable { 0o755 } else { 0o644 };
+        write_verified(&mut reader, &source, destination, md5, Some(mode))
+    }
+}
+
+/// Streams `reader` into a temp file next to `destination`, hashing on the
+/// way; renames it into place only if the md5 matches.
+fn write_verified(
+    reader: &mut impl Read,
+    source: &Path,
+    destination: &Path,
+    expected_md5: &str,
+    mode: Option<u32>,
+) -> Result<()> {
+    let mut temp = temp_file_beside(destination)?;
+    let mut hasher = Md5::new();
+    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+    loop {
+        let n_read = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n_read) => n_read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(DataError::io(source, err)),
+        };
+        hasher.update(&buffer[..n_read]);
+        temp.write_all(&buffer[..n_read])
+            .map_err(|err| DataError::io(temp.path(), err))?;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected_md5 {
+        return Err(DataError::CorruptObject {
+            path: source.to_path_buf(),
+            expected: expected_md5.to_owned(),
+            actual,
+        });
+    }
+    persist(temp, destination, mode)
+}
+
+fn temp_file_beside(destination: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = destination.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| DataError::io(dir, err))?;
+    tempfile::Builder::new()
+        .prefix(".keel-tmp-")
+        .tempfile_in(dir)
+        .map_err(|err| DataError::io(dir, err))
+}
+
+fn persist(temp: tempfile::NamedTempFile, destination: &Path, mode: Option<u32>) -> Result<()> {
+    temp.as_file()
+        .sync_all()
+        .map_err(|err| DataError::io(temp.path(), err))?;
+    if let Some(mode) = mode {
+        set_mode(temp.path(), mode)?;
+    }
+    temp.persist(destination)
+        .map_err(|err| DataError::io(destination, err.error))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|err| DataError::io(path, err))
+}
+
+#[cfg(not(unix))]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    let mut permissions = std::fs::metadata(path)
+        .map_err(|err| DataError::io(path, err))?
+        .permissions();
+    permissions.set_readonly(mode & 0o200 == 0);
+    std::fs::set_permissions(path, permissions).map_err(|err| DataError::io(path, err))
+}
+
+/// Writes `bytes` to `destination` whole or not at all: a temp file in the
+/// same directory, synced, then renamed over it. `mode` defaults to 0644.
+pub(crate) fn write_atomic(destination: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    let mut temp = temp_file_beside(destination)?;
+    temp.write_all(bytes)
+        .map_err(|err| DataError::io(temp.path(), err))?;
+    persist(temp, destination, Some(mode.unwrap_or(0o644)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ManifestEntry;
+
+    #[test]
+    fn objects_land_in_dvc3_layout_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = dir.path().join("foo");
+        std::fs::write(&source, "foo").expect("write");
+        let cache = Cache::new(dir.path().join(".dvc/cache"));
+        cache
+            .add_file(&source, "acbd18db4cc2f85cedef654fccc4a4d8")
+            .expect("add");
+        let object = dir
+            .path()
+            .join(".dvc/cache/files/md5/ac/bd18db4cc2f85cedef654fccc4a4d8");
+        assert_eq!(std::fs::read(&object).expect("read"), b"foo");
+        let permissions = std::fs::metadata(&object).expect("stat").permissions();
+        assert!(permissions.readonly());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(permissions.mode() & 0o777, 0o444);
+        }
+        // No temp files left behind.
+        let n_entries = std::fs::read_dir(object.parent().expect("parent"))
+            .expect("list")
+            .count();
+        assert_eq!(n_entries, 1);
+    }
+
+    #[test]
+    fn a_file_that_changed_since_hashing_is_not_cached() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = dir.path().join("foo");
+        std::fs::write(&source, "not foo").expect("write");
+        let cache = Cache::new(dir.path().join("cache"));
+        let error = cache
+            .add_file(&source, "acbd18db4cc2f85cedef654fccc4a4d8")
+            .expect_err("mismatch");
+        assert!(matches!(error, DataError::CorruptObject { .. }), "{error}");
+        assert!(cache.find("acbd18db4cc2f85cedef654fccc4a4d8").is_none());
+    }
+
+    #[test]
+    fn legacy_layout_is_read_as_fallback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let legacy = dir.path().join("cache/ac/bd18db4cc2f85cedef654fccc4a4d8");
+        std::fs::create_dir_all(legacy.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&legacy, "foo").expect("write");
+        let cache = Cache::new(dir.path().join("cache"));
+        let restored = dir.path().join("restored");
+        cache
+            .checkout_file("acbd18db4cc2f85cedef654fccc4a4d8", &restored, false)
+            .expect("checkout");
+        assert_eq!(std::fs::read(&restored).expect("read"), b"foo");
+    }
+
+    #[test]
+    fn manifests_round_trip_through_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let manifest = Manifest::new(vec![ManifestEntry {
+            md5: "acbd18db4cc2f85cedef654fccc4a4d8".to_owned(),
+            relpath: "foo".to_owned(),
+        }]);
+        let oid = cache.add_manifest(&manifest).expect("add");
+        assert!(cache.object_path(&oid).to_string_lossy().ends_with(".dir"));
+        assert_eq!(cache.read_manifest(&oid).expect("read"), manifest);
+    }
+}

@@ -1,0 +1,52 @@
+//! Keel's data versioning, on DVC 3's on-disk formats byte for byte: directory
+//! manifests (`.dir` objects), `.dvc` files, the content-addressed cache and a
+//! state cache that spares re-hashing unchanged files.
+
+pub mod cache;
+pub mod dvcfile;
+pub mod hashing;
+pub mod manifest;
+pub mod repo;
+pub mod state;
+mod yaml;
+
+use std::path::PathBuf;
+
+/// Errors of the data layer; each names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    // Not `#[source]`: the message already includes it, and `{:#}` would
+    // print it twice.
+    #[error("{path}: {io_error}")]
+    Io {
+        path: PathBuf,
+        io_error: std::io::Error,
+    },
+    #[error("{path}: not a valid .dvc file: {reason}")]
+    InvalidDvcFile { path: PathBuf, reason: String },
+    #[error("{path}: not a valid directory manifest: {reason}")]
+    InvalidManifest { path: PathBuf, reason: String },
+    #[error("{path:?}: names holding U+0085, U+2028 or U+2029 cannot be tracked yet")]
+    UnsupportedPath { path: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("object {oid} is missing from the cache")]
+    MissingObject { oid: String },
+    #[error("{path}: cached object is corrupted (expected md5 {expected}, found {actual})")]
+    CorruptObject {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            io_error: source,
+        }
+    }
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -1,0 +1,430 @@
+//! A DVC repository on disk: `init`, `add`, `status` and `checkout` over
+//! `.dvc` files, the cache and the state cache, as DVC 3 does them.
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+
+use crate::cache::{write_atomic, Cache};
+use crate::dvcfile::{DvcFile, DvcOutput};
+use crate::hashing::{hash_files_parallel, walk_files};
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::state::StateCache;
+use crate::{DataError, Result};
+
+/// What `dvc status` prints when nothing changed.
+pub const UP_TO_DATE_MESSAGE: &str = "Data and pipelines are up to date.";
+
+const DVC_GITIGNORE: &str = "/config.local\n/tmp\n/cache\n";
+const DVCIGNORE: &str = "# Add patterns of files dvc should ignore, which could improve\n# the performance. Learn more at\n# https://dvc.org/doc/user-guide/dvcignore\n";
+const NO_SCM_CONFIG: &str = "[core]\n    no_scm = True\n";
+
+/// How a tracked output differs from its `.dvc` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStatus {
+    Modified,
+    Deleted,
+    NotInCache,
+}
+
+impl OutputStatus {
+    /// DVC's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStatus::Modified => "modified",
+            OutputStatus::Deleted => "deleted",
+            OutputStatus::NotInCache => "not in cache",
+        }
+    }
+}
+
+/// One changed output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    /// The `.dvc` file, relative to the repository root, `/`-separated.
+    pub dvc_file: String,
+    /// The output's path as the `.dvc` file spells it.
+    pub output: String,
+    pub status: OutputStatus,
+}
+
+/// What `checkout` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckoutReport {
+    /// Outputs written from the cache (relative to the root).
+    pub restored: Vec<String>,
+    /// Modified outputs left alone because `force` was not given.
+    pub refused: Vec<String>,
+}
+
+/// An opened repository.
+#[derive(Debug)]
+pub struct Repo {
+    root: PathBuf,
+    cache: Cache,
+    state: StateCache,
+    no_scm: bool,
+}
+
+fn usage(message: impl Into<String>) -> DataError {
+    DataError::Usage(message.into())
+}
+
+fn display_relative(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative
+        .components()
+        .map(|component| component.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A path from a `.dvc` file or a manifest must stay below its base.
+fn checked_relative(path: &str) -> Option<PathBuf> {
+    let relative = Path::new(path);
+    let is_safe = !path.is_empty()
+        && !path.contains('\\')
+        && relative
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+    is_safe.then(|| relative.to_path_buf())
+}
+
+impl Repo {
+    /// Creates `.dvc/` in `root` as `dvc init` does (`--no-scm` when `root`
+    /// is not a git repository).
+    pub fn init(root: &Path) -> Result<()> {
+        let dvc_dir = root.join(".dvc");
+        if dvc_dir.exists() {
+            return Err(usage(format!(
+                "{} already exists; this is already a DVC repository",
+                dvc_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&dvc_dir).map_err(|err| DataError::io(&dvc_dir, err))?;
+        let config = if root.join(".git").exists() {
+            ""
+        } else {
+            NO_SCM_CONFIG
+        };
+        write_atomic(&dvc_dir.join("config"), config.as_bytes(), None)?;
+        write_atomic(&dvc_dir.join(".gitignore"), DVC_GITIGNORE.as_bytes(), None)?;
+        write_atomic(&root.join(".dvcignore"), DVCIGNORE.as_bytes(), None)?;
+        Ok(())
+    }
+
+    /// Opens the repository that holds `start` (a `.dvc` directory in it or
+    /// an ancestor).
+    pub fn find(start: &Path) -> Result<Repo> {
+        let start = std::fs::canonicalize(start).map_err(|err| DataError::io(start, err))?;
+        let root = start
+            .ancestors()
+            .find(|dir| dir.join(".dvc").is_dir())
+            .ok_or_else(|| {
+                usage("not inside a DVC repository (no .dvc directory here or above); run `keel data init` first")
+            })?;
+        Ok(Repo::open(root))
+    }
+
+    fn open(root: &Path) -> Repo {
+        let dvc_dir = root.join(".dvc");
+        let no_scm = std::fs::read_to_string(dvc_dir.join("config"))
+            .map(|config| {
+                config.lines().any(|line| {
+                    line.split_whitespace().collect::<String>().to_lowercase() == "no_scm=true"
+                })
+            })
+            .unwrap_or(false);
+        Repo {
+            root: root.to_path_buf(),
+            cache: Cache::new(dvc_dir.join("cache")),
+            state: StateCache::open(dvc_dir.join("tmp").join("keel-state.json")),
+            no_scm,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn state(&self) -> &StateCache {
+        &self.state
+    }
+
+    /// Whether the repository runs without git (`core.no_scm`), in which
+    /// case `add` leaves `.gitignore` alone, as DVC does.
+    pub fn no_scm(&self) -> bool {
+        self.no_scm
+    }
+
+    /// Tracks a file or directory: hashes it, copies it into the cache,
+    /// writes `<target>.dvc` beside it and ignores it in `.gitignore`.
+    /// Returns the `.dvc` file's path.
+    pub fn add(&self, target: &Path) -> Result<PathBuf> {
+        let absolute = std::fs::canonicalize(target)
+            .map_err(|_| usage(format!("{}: no such file or directory", target.display())))?;
+        let relative = absolute.strip_prefix(&self.root).map_err(|_| {
+            usage(format!(
+                "{}: outside the repository {}",
+                target.display(),
+                self.root.display()
+            ))
+        })?;
+        let first_component = relative.components().next();
+        if first_component.is_none() {
+            return Err(usage("cannot track the repository root itself"));
+        }
+        if relative
+            .components()
+            .any(|component| component.as_os_str() == ".dvc" || component.as_os_str() == ".git")
+        {
+            return Err(usage(format!(
+                "{}: inside .dvc or .git, which cannot be tracked",
+                target.display()
+            )));
+        }
+        let name = absolute
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| usage(format!("{}: file name is not UTF-8", target.display())))?
+            .to_owned();
+        if name.ends_with(".dvc") {
+            return Err(usage(format!("{}: is a .dvc file", target.display())));
+        }
+        let parent = absolute.parent().unwrap_or(&self.root).to_path_buf();
+        let metadata = std::fs::metadata(&absolute).map_err(|err| DataError::io(&absolute, err))?;
+        let output = if metadata.is_dir() {
+            let (manifest, size) = self.hash_dir(&absolute, true)?;
+            let nfiles = manifest.entries().len() as u64;
+            let oid = self.cache.add_manifest(&manifest)?;
+            DvcOutput {
+                md5: oid,
+                size: Some(size),
+                nfiles: Some(nfiles),
+                isexec: false,
+                hash: Some("md5".to_owned()),
+                path: name.clone(),
+            }
+        } else {
+            let md5 = self.state.file_md5(&absolute)?;
+            self.cache.add_file(&absolute, &md5)?;
+            DvcOutput {
+                md5,
+                size: Some(metadata.len()),
+                nfiles: None,
+                isexec: is_executable(&metadata),
+                hash: Some("md5".to_owned()),
+                path: name.clone(),
+            }
+        };
+        let dvc_file_path = parent.join(format!("{name}.dvc"));
+        DvcFile { outs: vec![output] }.write(&dvc_file_path)?;
+        if !self.no_scm {
+            add_gitignore_entry(&parent, &format!("/{name}"))?;
+        }
+        self.state.save()?;
+        Ok(dvc_file_path)
+    }
+
+    /// The manifest and total size of a directory; with `store`, each file
+    /// also goes into the cache. Files are hashed in parallel.
+    fn hash_dir(&self, dir: &Path, store: bool) -> Result<(Manifest, u64)> {
+        let files = walk_files(dir)?;
+        let paths: Vec<PathBuf> = files.iter().map(|(_, path)| path.clone()).collect();
+        let results = hash_files_parallel(&paths, |path| {
+            let md5 = self.state.file_md5(path)?;
+            if store {
+                self.cache.add_file(path, &md5)?;
+            }
+            Ok(md5)
+        });
+        let mut entries = Vec::with_capacity(files.len());
+        let mut total_size = 0;
+        for ((relpath, path), result) in files.into_iter().zip(results) {
+            let md5 = result?;
+            total_size += std::fs::metadata(&path)
+                .map_err(|err| DataError::io(&path, err))?
+                .len();
+            entries.push(ManifestEntry { md5, relpath });
+        }
+        Ok((Manifest::new(entries), total_size))
+    }
+
+    /// Every `.dvc` file in the repository, sorted.
+    fn dvc_files(&self) -> Result<Vec<PathBuf>> {
+        Ok(walk_files(&self.root)?
+            .into_iter()
+            .filter(|(relpath, _)| relpath.ends_with(".dvc"))
+            .map(|(_, path)| path)
+            .collect())
+    }
+
+    fn workspace_path(dvc_file: &Path, output: &DvcOutput) -> Result<PathBuf> {
+        let relative = checked_relative(&output.path).ok_or_else(|| DataError::InvalidDvcFile {
+            path: dvc_file.to_path_buf(),
+            reason: format!(
+                "output path {:?} leaves the .dvc file's directory",
+                output.path
+            ),
+        })?;
+        Ok(dvc_file.parent().unwrap_or(Path::new(".")).join(relative))
+    }
+
+    fn output_status(&self, dvc_file: &Path, output: &DvcOutput) -> Result<Option<OutputStatus>> {
+        let workspace = Self::workspace_path(dvc_file, output)?;
+        let Ok(metadata) = std::fs::metadata(&workspace) else {
+            return Ok(Some(OutputStatus::Deleted));
+        };
+        if output.is_dir() {
+            if !metadata.is_dir() {
+                return Ok(Some(OutputStatus::Modified));
+            }
+            let (manifest, _) = self.hash_dir(&workspace, false)?;
+            if manifest.oid() != output.md5 {
+                return Ok(Some(OutputStatus::Modified));
+            }
+            let all_cached = self.cache.find(&output.md5).is_some()
+                && manifest
+                    .entries()
+                    .iter()
+                    .all(|entry| self.cache.find(&entry.md5).is_some());
+            return Ok((!all_cached).then_some(OutputStatus::NotInCache));
+        }
+        if metadata.is_dir() || self.state.file_md5(&workspace)? != output.md5 {
+            return Ok(Some(OutputStatus::Modified));
+        }
+        Ok(self
+            .cache
+            .find(&output.md5)
+            .is_none()
+            .then_some(OutputStatus::NotInCache))
+    }
+
+    /// Compares the workspace with every `.dvc` file; empty when up to date.
+    pub fn status(&self) -> Result<Vec<StatusEntry>> {
+        let mut changes = Vec::new();
+        for dvc_file in self.dvc_files()? {
+            let parsed = DvcFile::read(&dvc_file)?;
+            for output in &parsed.outs {
+                if let Some(status) = self.output_status(&dvc_file, output)? {
+                    changes.push(StatusEntry {
+                        dvc_file: display_relative(&self.root, &dvc_file),
+                        output: output.path.clone(),
+                        status,
+                    });
+                }
+            }
+        }
+        self.state.save()?;
+        Ok(changes)
+    }
+
+    /// Restores every deleted output from the cache, and every modified one
+    /// when `force` is set, checking each object's md5 while writing it.
+    pub fn checkout(&self, force: bool) -> Result<CheckoutReport> {
+        let mut report = CheckoutReport::default();
+        for dvc_file in self.dvc_files()? {
+            let parsed = DvcFile::read(&dvc_file)?;
+            for output in &parsed.outs {
+                let workspace = Self::workspace_path(&dvc_file, output)?;
+                let shown = display_relative(&self.root, &workspace);
+                match self.output_status(&dvc_file, output)? {
+                    None | Some(OutputStatus::NotInCache) => continue,
+                    Some(OutputStatus::Modified) if !force => {
+                        report.refused.push(shown);
+                        continue;
+                    }
+                    Some(OutputStatus::Modified | OutputStatus::Deleted) => {}
+                }
+                if output.is_dir() {
+                    self.restore_dir(&output.md5, &workspace)?;
+                } else {
+                    remove_any(&workspace)?;
+                    self.cache
+                        .checkout_file(&output.md5, &workspace, output.isexec)?;
+                    self.state.record(&workspace, &output.md5)?;
+                }
+                report.restored.push(shown);
+            }
+        }
+        self.state.save()?;
+        Ok(report)
+    }
+
+    fn restore_dir(&self, oid: &str, workspace: &Path) -> Result<()> {
+        let manifest = self.cache.read_manifest(oid)?;
+        if !workspace.is_dir() {
+            remove_any(workspace)?;
+        }
+        let mut expected = HashSet::new();
+        for entry in manifest.entries() {
+            let relative =
+                checked_relative(&entry.relpath).ok_or_else(|| DataError::InvalidManifest {
+                    path: self.cache.object_path(oid),
+                    reason: format!("entry {:?} leaves its directory", entry.relpath),
+                })?;
+            let destination = workspace.join(relative);
+            expected.insert(entry.relpath.clone());
+            if destination.is_file() && self.state.file_md5(&destination)? == entry.md5 {
+                continue;
+            }
+            remove_any(&destination)?;
+            self.cache.checkout_file(&entry.md5, &destination, false)?;
+            self.state.record(&destination, &entry.md5)?;
+        }
+        // Files the manifest does not list would make the directory differ.
+        for (relpath, path) in walk_files(workspace)? {
+            if !expected.contains(&relpath) {
+                std::fs::remove_file(&path).map_err(|err| DataError::io(&path, err))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let removed = if metadata.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|err| DataError::io(path, err))
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Appends `entry` to `dir/.gitignore` unless a line already says it, as
+/// DVC does (adding the missing final newline first).
+fn add_gitignore_entry(dir: &Path, entry: &str) -> Result<()> {
+    let path = dir.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(DataError::io(&path, err)),
+    };
+    if existing.lines().any(|line| line.trim_end() == entry) {
+        return Ok(());
+    }
+    let mut updated = existing;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str(entry);
+    updated.push('\n');
+    write_atomic(&path, updated.as_bytes(), None)
+}
