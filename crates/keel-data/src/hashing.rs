@@ -13,20 +13,37 @@ use crate::{DataError, Result};
 
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
+thread_local! {
+    /// One read buffer per thread, reused for every file: allocating (and
+    /// zeroing) 1 MiB per file cost more than hashing a tree of small files.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUFFER_BYTES]);
+}
+
+/// Runs `work` with this thread's reusable 1 MiB read buffer.
+pub(crate) fn with_read_buffer<T>(work: impl FnOnce(&mut [u8]) -> T) -> T {
+    READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => work(&mut buffer),
+        // Re-entered on the same thread (not done today): fall back to a fresh buffer.
+        Err(_) => work(&mut vec![0u8; READ_BUFFER_BYTES]),
+    })
+}
+
 /// The md5 of a file's bytes, as lowercase hex, read in fixed-size chunks.
 pub fn file_md5(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|err| DataError::io(path, err))?;
     let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; READ_BUFFER_BYTES];
-    loop {
-        let n_read = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n_read) => n_read,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(DataError::io(path, err)),
-        };
-        hasher.update(&buffer[..n_read]);
-    }
+    with_read_buffer(|buffer| {
+        loop {
+            let n_read = match file.read(buffer) {
+                Ok(0) => break,
+                Ok(n_read) => n_read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(DataError::io(path, err)),
+            };
+            hasher.update(&buffer[..n_read]);
+        }
+        Ok(())
+    })?;
     Ok(hex::encode(hasher.finalize()))
 }
 
