@@ -10,7 +10,7 @@ use sqlx::SqliteConnection;
 
 use super::errors::{corrupt, logged_model_not_found, DbResultExt};
 use super::experiments;
-use super::runs::fetch_for_ids;
+use super::runs::{fetch_for_ids, fetch_key_values};
 use super::search::{fetch_page_ids, text_id, validate_max_results};
 use super::sql::{join_uri, new_hex_id, now_ms};
 use super::SqliteStore;
@@ -295,34 +295,24 @@ async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<LoggedM
         return Ok(Vec::new());
     }
 
-    let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-    let tag_rows: Vec<(String, String, String)> = fetch_for_ids(
+    let mut tags = fetch_key_values(
         conn,
         "SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN",
         "ORDER BY model_id, key",
         ids,
         "read logged model tags",
+        |key, value| Tag { key, value },
     )
     .await?;
-    for (model_id, key, value) in tag_rows {
-        tags.entry(model_id).or_default().push(Tag { key, value });
-    }
-
-    let mut params: HashMap<String, Vec<Param>> = HashMap::new();
-    let param_rows: Vec<(String, String, String)> = fetch_for_ids(
+    let mut params = fetch_key_values(
         conn,
         "SELECT model_id, key, value FROM logged_model_params WHERE model_id IN",
         "ORDER BY model_id, key",
         ids,
         "read logged model params",
+        |key, value| Param { key, value },
     )
     .await?;
-    for (model_id, key, value) in param_rows {
-        params
-            .entry(model_id)
-            .or_default()
-            .push(Param { key, value });
-    }
 
     let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
     let metric_rows: Vec<ModelMetricRow> = fetch_for_ids(

@@ -248,6 +248,24 @@ where
     Ok(rows)
 }
 
+/// `(id, key, value)` rows for `ids` (params or tags), grouped by id in row order.
+pub(super) async fn fetch_key_values<T>(
+    conn: &mut SqliteConnection,
+    select_from_where_in: &str,
+    suffix: &str,
+    ids: &[String],
+    context: &str,
+    make: impl Fn(String, String) -> T,
+) -> Result<HashMap<String, Vec<T>>> {
+    let rows: Vec<(String, String, String)> =
+        fetch_for_ids(conn, select_from_where_in, suffix, ids, context).await?;
+    let mut grouped: HashMap<String, Vec<T>> = HashMap::new();
+    for (id, key, value) in rows {
+        grouped.entry(id).or_default().push(make(key, value));
+    }
+    Ok(grouped)
+}
+
 type RunRow = (
     String,
     i64,
@@ -287,31 +305,25 @@ pub(super) async fn load(conn: &mut SqliteConnection, ids: &[String]) -> Result<
         return Ok(Vec::new());
     }
 
-    let mut params: HashMap<String, Vec<Param>> = HashMap::new();
-    let param_rows: Vec<(String, String, String)> = fetch_for_ids(
+    let mut params = fetch_key_values(
         conn,
         "SELECT run_uuid, key, value FROM params WHERE run_uuid IN",
         "ORDER BY run_uuid, key",
         ids,
         "read run params",
+        |key, value| Param { key, value },
     )
     .await?;
-    for (run_id, key, value) in param_rows {
-        params.entry(run_id).or_default().push(Param { key, value });
-    }
 
-    let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-    let tag_rows: Vec<(String, String, String)> = fetch_for_ids(
+    let mut tags = fetch_key_values(
         conn,
         "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN",
         "ORDER BY run_uuid, key",
         ids,
         "read run tags",
+        |key, value| Tag { key, value },
     )
     .await?;
-    for (run_id, key, value) in tag_rows {
-        tags.entry(run_id).or_default().push(Tag { key, value });
-    }
 
     let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
     let metric_rows: Vec<LatestMetricRow> = fetch_for_ids(
