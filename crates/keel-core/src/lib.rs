@@ -6,6 +6,7 @@ pub mod page;
 pub mod registry;
 pub mod search;
 pub mod store;
+pub mod tensor;
 pub mod tracking;
 pub mod webhooks;
 

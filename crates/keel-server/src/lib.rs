@@ -7,6 +7,7 @@ pub mod extract;
 mod lineage_routes;
 mod logged_model_routes;
 mod meta_routes;
+pub mod oip;
 mod registry_routes;
 mod run_artifacts;
 pub mod security;

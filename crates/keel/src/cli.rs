@@ -21,6 +21,99 @@ pub enum Command {
     /// Version data with DVC's on-disk formats: init, add, status, checkout
     #[command(subcommand)]
     Data(DataCommand),
+    /// Serve models over the Open Inference Protocol (REST and gRPC)
+    Serve(ServeFlags),
+    /// Score a file with a model once, without a server, and print the outputs as JSON
+    Predict(PredictFlags),
+}
+
+/// Where and how models are loaded; shared by `serve` and `predict`.
+#[derive(Debug, Args)]
+pub struct ModelLoadFlags {
+    /// Tracking server that resolves models:/ URIs [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+
+    /// Directory where downloaded model versions are cached
+    #[arg(
+        long,
+        env = "KEEL_MODEL_CACHE",
+        default_value = "./keel-data/model-cache"
+    )]
+    pub model_cache: PathBuf,
+
+    /// Python interpreter (with mlflow installed) for models that are not ONNX
+    #[arg(long, env = "KEEL_PYTHON", default_value = "python3")]
+    pub python: PathBuf,
+
+    /// Python worker processes per model (models that are not ONNX)
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeFlags {
+    /// Models to serve: models:/NAME@ALIAS (follows the alias), models:/NAME/VERSION,
+    /// a local .onnx file or MLflow model directory; prefix SERVED_NAME= to rename
+    #[arg(required = true, value_name = "MODEL_URI")]
+    pub models: Vec<String>,
+
+    /// Address to listen on
+    #[arg(long, env = "KEEL_SERVE_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// REST port (Open Inference Protocol v2, /metrics)
+    #[arg(long, env = "KEEL_SERVE_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// gRPC port (inference.GRPCInferenceService); 0 picks a free port
+    #[arg(long, env = "KEEL_SERVE_GRPC_PORT", default_value_t = 8081)]
+    pub grpc_port: u16,
+
+    /// Merge concurrent requests into runtime calls of up to N rows (1 = batching off)
+    #[arg(long, default_value_t = 1)]
+    pub max_batch_size: usize,
+
+    /// Longest a request waits for others to join its batch, in milliseconds (fractions allowed)
+    #[arg(long, default_value_t = 1.0, value_name = "MILLISECONDS")]
+    pub max_batch_delay: f64,
+
+    /// How often models served by alias check whether the alias moved, in seconds
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub alias_poll_interval: f64,
+
+    /// Directory of the inference log (Parquet, partitioned by model/version/hour)
+    #[arg(
+        long,
+        env = "KEEL_INFERENCE_LOG",
+        default_value = "./keel-data/artifacts/inference-log"
+    )]
+    pub inference_log: PathBuf,
+
+    /// Share of requests written to the inference log (0 turns it off)
+    #[arg(long, default_value_t = 1.0)]
+    pub inference_log_sample_rate: f64,
+
+    /// Largest request body in bytes
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    #[command(flatten)]
+    pub load: ModelLoadFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictFlags {
+    /// The model: models:/NAME@ALIAS, models:/NAME/VERSION, a .onnx file or an MLflow model directory
+    #[arg(value_name = "MODEL_URI")]
+    pub model: String,
+
+    /// Input rows: an Open Inference Protocol request (.json), or a table (.csv with a header row)
+    #[arg(long, short)]
+    pub input: PathBuf,
+
+    #[command(flatten)]
+    pub load: ModelLoadFlags,
 }
 
 #[derive(Debug, Args)]

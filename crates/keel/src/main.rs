@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod data_cmd;
 mod models_cmd;
+mod serve_cmd;
 mod server_cmd;
 
 use clap::Parser;
@@ -15,6 +16,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Server(flags) => server_cmd::run(flags),
         cli::Command::Models(args) => models_cmd::run(args),
         cli::Command::Data(command) => data_cmd::run(command),
+        cli::Command::Serve(flags) => serve_cmd::run(flags),
+        cli::Command::Predict(flags) => serve_cmd::predict(flags),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

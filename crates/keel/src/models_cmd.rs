@@ -30,7 +30,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
 }
 
 /// `--tracking-uri`, then `KEEL_TRACKING_URI`, then `MLFLOW_TRACKING_URI`; empty values don't count.
-fn resolve_tracking_uri(
+pub(crate) fn resolve_tracking_uri(
     flag: Option<String>,
     keel_env: Option<String>,
     mlflow_env: Option<String>,

@@ -1,0 +1,349 @@
+//! `keel serve`: loads models into a `ModelManager` and answers the Open
+//! Inference Protocol over REST and gRPC until Ctrl-C or SIGTERM, following
+//! aliases and writing the inference log. `keel predict`: one-off scoring.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use keel_core::tensor::{DataType, Tensor, TensorData};
+use keel_server::oip::{self, ServingState};
+use keel_serving::batching::BatchSettings;
+use keel_serving::inference_log::{InferenceLogSettings, InferenceLogger};
+use keel_serving::loader::{Loader, LoaderOptions, ModelSpec};
+use keel_serving::python::PythonOptions;
+use keel_serving::{InferenceRequest, ModelManager, NamedTensor};
+
+use crate::cli::{ModelLoadFlags, PredictFlags, ServeFlags};
+use crate::models_cmd::resolve_tracking_uri;
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn loader_options(
+    flags: &ModelLoadFlags,
+    batching: Option<BatchSettings>,
+    poll: Duration,
+) -> LoaderOptions {
+    LoaderOptions {
+        tracking_uri: resolve_tracking_uri(
+            flags.tracking_uri.clone(),
+            std::env::var("KEEL_TRACKING_URI").ok(),
+            std::env::var("MLFLOW_TRACKING_URI").ok(),
+        ),
+        cache_dir: flags.model_cache.clone(),
+        python: PythonOptions {
+            python: flags.python.clone(),
+            workers: flags.workers.max(1),
+        },
+        batching,
+        alias_poll_interval: poll,
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if !value.is_finite() || value < 0.0 {
+        bail!("{flag} must be a non-negative number, got {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+pub fn run(flags: ServeFlags) -> Result<()> {
+    let specs: Vec<ModelSpec> = flags
+        .models
+        .iter()
+        .map(|uri| {
+            uri.parse::<ModelSpec>()
+                .map_err(|err| anyhow::anyhow!("{err}"))
+        })
+        .collect::<Result<_>>()?;
+    if !(0.0..=1.0).contains(&flags.inference_log_sample_rate) {
+        bail!("--inference-log-sample-rate must be between 0 and 1");
+    }
+    let batching = (flags.max_batch_size > 1)
+        .then(|| -> Result<BatchSettings> {
+            Ok(BatchSettings {
+                max_batch_size: flags.max_batch_size,
+                max_batch_delay: seconds(flags.max_batch_delay / 1000.0, "--max-batch-delay")?,
+            })
+        })
+        .transpose()?;
+    let poll = seconds(flags.alias_poll_interval, "--alias-poll-interval")?;
+    if poll.is_zero() {
+        bail!("--alias-poll-interval must be above 0");
+    }
+    init_logging();
+    async_runtime()?.block_on(serve(flags, specs, batching, poll))
+}
+
+async fn serve(
+    flags: ServeFlags,
+    specs: Vec<ModelSpec>,
+    batching: Option<BatchSettings>,
+    poll: Duration,
+) -> Result<()> {
+    let manager = ModelManager::new("keel", env!("CARGO_PKG_VERSION"));
+    let logger = (flags.inference_log_sample_rate > 0.0).then(|| {
+        InferenceLogger::start(InferenceLogSettings {
+            sample_rate: flags.inference_log_sample_rate,
+            ..InferenceLogSettings::new(flags.inference_log.clone())
+        })
+    });
+    if let Some(logger) = &logger {
+        manager.set_inference_logger(logger.clone());
+    }
+    let loader = Loader::new(manager.clone(), loader_options(&flags.load, batching, poll));
+    for spec in specs {
+        let name = spec.name.clone();
+        let version = loader
+            .load(spec)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot load model '{name}': {err}"))?;
+        println!("loaded model '{name}' version {version}");
+    }
+    let follower = tokio::spawn(loader.clone().follow_aliases());
+
+    let rest_address = format!("{}:{}", flags.host, flags.port);
+    let rest_listener = tokio::net::TcpListener::bind(&rest_address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {rest_address} (is the port taken? try --port)")
+        })?;
+    let grpc_address = format!("{}:{}", flags.host, flags.grpc_port);
+    let grpc_listener = tokio::net::TcpListener::bind(&grpc_address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {grpc_address} (is the port taken? try --grpc-port)")
+        })?;
+    let rest_local: SocketAddr = rest_listener
+        .local_addr()
+        .context("cannot read the REST address")?;
+    let grpc_local: SocketAddr = grpc_listener
+        .local_addr()
+        .context("cannot read the gRPC address")?;
+    println!(
+        "keel {} serving {} model(s): REST http://{rest_local} (Open Inference Protocol v2), gRPC {grpc_local}",
+        env!("CARGO_PKG_VERSION"),
+        manager.index().len()
+    );
+    if logger.is_some() {
+        println!("inference log: {}", flags.inference_log.display());
+    }
+
+    let state = ServingState {
+        manager: manager.clone(),
+        repository: Some(loader.clone()),
+    };
+    let app = oip::serving_app(state, flags.max_request_bytes);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut grpc_stop = stop_rx.clone();
+    let grpc = tokio::spawn(keel_grpc::serve(
+        manager.clone(),
+        grpc_listener,
+        async move {
+            let _ = grpc_stop.wait_for(|stopped| *stopped).await;
+        },
+    ));
+    let mut rest_stop = stop_rx.clone();
+    let rest = axum::serve(rest_listener, app).with_graceful_shutdown(async move {
+        let _ = rest_stop.wait_for(|stopped| *stopped).await;
+    });
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    rest.await.context("the REST server failed")?;
+    signal.abort();
+    follower.abort();
+    match grpc.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "the gRPC server failed"),
+        Err(err) => tracing::warn!(error = %err, "the gRPC task failed"),
+    }
+    for entry in manager.index() {
+        if let Ok(runtimes) = manager.unload(&entry.name) {
+            for runtime in runtimes {
+                runtime.shutdown().await;
+            }
+        }
+    }
+    if let Some(logger) = logger {
+        logger.shutdown().await;
+        if logger.dropped() > 0 {
+            eprintln!("inference log: {} record(s) were dropped", logger.dropped());
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+pub fn predict(flags: PredictFlags) -> Result<()> {
+    let spec: ModelSpec = flags
+        .model
+        .parse()
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let input = std::fs::read(&flags.input)
+        .with_context(|| format!("cannot read {}", flags.input.display()))?;
+    async_runtime()?.block_on(async move {
+        let manager = ModelManager::new("keel", env!("CARGO_PKG_VERSION"));
+        let loader = Loader::new(
+            manager.clone(),
+            loader_options(&flags.load, None, Duration::from_secs(3600)),
+        );
+        let name = spec.name.clone();
+        loader
+            .load(spec)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot load model '{name}': {err}"))?;
+        let request = read_request(&manager, &name, &flags.input, &input)?;
+        let outputs = request.outputs.clone();
+        let parameters = request.parameters.clone();
+        let response = manager
+            .infer(&name, None, request)
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let encoded = oip::wire::encode_response(&response, &outputs, &parameters)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        println!("{}", String::from_utf8_lossy(&encoded.body));
+        for entry in manager.index() {
+            if let Ok(runtimes) = manager.unload(&entry.name) {
+                for runtime in runtimes {
+                    runtime.shutdown().await;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// An OIP request from a `.json` body, or from a `.csv` table whose rows
+/// become the model's single 2-D input (or one column per input).
+fn read_request(
+    manager: &ModelManager,
+    name: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<InferenceRequest> {
+    let extension = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .unwrap_or_default();
+    match extension {
+        "json" => oip::wire::decode_request(bytes, None).map_err(|err| anyhow::anyhow!("{}: {err}", path.display())),
+        "csv" => {
+            let metadata = manager.model_metadata(name, None).map_err(|err| anyhow::anyhow!("{err}"))?;
+            let mut reader = csv::Reader::from_reader(bytes);
+            let header: Vec<String> = reader
+                .headers()
+                .with_context(|| format!("cannot read the header row of {}", path.display()))?
+                .iter()
+                .map(str::to_string)
+                .collect();
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for (idx, record) in reader.records().enumerate() {
+                let record = record.with_context(|| format!("{}: bad row {}", path.display(), idx + 2))?;
+                rows.push(record.iter().map(str::to_string).collect());
+            }
+            let inputs = if metadata.inputs.len() == 1 {
+                let spec = &metadata.inputs[0];
+                vec![NamedTensor::new(spec.name.clone(), column_tensor(spec.datatype, &rows, None, header.len())?)]
+            } else {
+                metadata
+                    .inputs
+                    .iter()
+                    .map(|spec| {
+                        let column = header
+                            .iter()
+                            .position(|name| name == &spec.name)
+                            .with_context(|| format!("{} has no column named '{}'", path.display(), spec.name))?;
+                        Ok(NamedTensor::new(spec.name.clone(), column_tensor(spec.datatype, &rows, Some(column), 1)?))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            Ok(InferenceRequest {
+                inputs,
+                ..InferenceRequest::default()
+            })
+        }
+        other => bail!("cannot read '.{other}' input: give an Open Inference Protocol request (.json) or a table (.csv)"),
+    }
+}
+
+/// Rows of text cells as a `[rows, width]` tensor of `datatype` (one column when `column` is given).
+fn column_tensor(
+    datatype: DataType,
+    rows: &[Vec<String>],
+    column: Option<usize>,
+    width: usize,
+) -> Result<Tensor> {
+    let cells: Vec<&str> = rows
+        .iter()
+        .flat_map(|row| match column {
+            Some(col) => row.get(col..=col).unwrap_or_default(),
+            None => &row[..],
+        })
+        .map(String::as_str)
+        .collect();
+    let parse_error = |cell: &str| anyhow::anyhow!("cannot read '{cell}' as {datatype}");
+    let data = match datatype {
+        DataType::F32 => TensorData::F32(
+            cells
+                .iter()
+                .map(|cell| cell.trim().parse::<f32>().map_err(|_| parse_error(cell)))
+                .collect::<Result<_>>()?,
+        ),
+        DataType::F64 => TensorData::F64(
+            cells
+                .iter()
+                .map(|cell| cell.trim().parse::<f64>().map_err(|_| parse_error(cell)))
+                .collect::<Result<_>>()?,
+        ),
+        DataType::I64 => TensorData::I64(
+            cells
+                .iter()
+                .map(|cell| cell.trim().parse::<i64>().map_err(|_| parse_error(cell)))
+                .collect::<Result<_>>()?,
+        ),
+        DataType::Bytes => {
+            TensorData::Bytes(cells.iter().map(|cell| cell.as_bytes().to_vec()).collect())
+        }
+        other => bail!("CSV input for a {other} input is not supported; use a .json request"),
+    };
+    Tensor::new(vec![rows.len(), width], data)
+        .map_err(|err| anyhow::anyhow!("the CSV rows are ragged: {err}"))
+}
