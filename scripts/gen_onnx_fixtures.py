@@ -25,6 +25,10 @@ floats that JSON cannot spell are written as the strings "NaN", "Infinity",
 "-Infinity". A ZipMap output (a list of {label: probability} dicts) is written
 as an FP32 [N, C] tensor whose columns follow the ZipMap's class-label order,
 which is how keel-onnx returns it.
+
+onnxmltools names graph nodes randomly, so its .onnx files change bytes on
+every run while their outputs (the .json files) do not; keep the committed
+.onnx files unless the models themselves change.
 """
 
 import json
@@ -50,6 +54,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 warnings.filterwarnings("ignore")
+# LightGBM models declare a label shape of [1] they do not keep; ORT warns on every run.
+ort.set_default_logger_severity(3)
 
 SEED = 0
 N_FEATURES = 10

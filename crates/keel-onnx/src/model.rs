@@ -588,6 +588,12 @@ mod tests {
     }
 
     #[test]
+    fn models_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<OnnxModel>();
+    }
+
+    #[test]
     fn out_of_range_tree_ids_are_refused_at_load() {
         assert!(OnnxModel::from_bytes(FOREST).is_ok());
         let cases = [

@@ -17,7 +17,7 @@ pub fn decode_raw(
         .ok_or_else(|| ServingError::invalid(format!("shape {shape:?} is too large")))?;
     let data = match datatype.element_size() {
         Some(size) => {
-            let expected = count.checked_mul(size).unwrap_or(usize::MAX);
+            let expected = count.saturating_mul(size);
             if bytes.len() != expected {
                 return Err(ServingError::invalid(format!(
                     "raw data holds {} bytes but shape {shape:?} of {datatype} needs {expected}",

@@ -312,7 +312,9 @@ pub(crate) fn slice(
         }
         let resolve = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
         let (start, end) = (resolve(starts[k]), resolve(ends[k]));
-        let (start, count) = if step > 0 {
+        let (start, count) = if dim == 0 {
+            (0, 0)
+        } else if step > 0 {
             let start = start.clamp(0, dim);
             let end = end.clamp(0, dim);
             (
