@@ -408,3 +408,35 @@ def test_mlflow_model_served_by_alias_swaps_without_errors(client, tracking_uri,
         np.testing.assert_array_equal(after["outputs"][0]["data"], model_v2.predict(frame[:10]))
     finally:
         server.stop()
+
+
+def test_canary_and_shadow_split_traffic(onnx_models, tmp_path):
+    paths, rows, _ = onnx_models
+    server = KeelServe(tmp_path, [f"m={paths['lr']}"],
+                       extra_args=["--canary", f"m={paths['rfr']}", "--canary-percent", "30",
+                                   "--shadow", f"m={paths['rf']}"]).start()
+    try:
+        body = {"inputs": [{"name": "X", "shape": [1, N_FEATURES], "datatype": "FP32", "data": rows[0].tolist()}]}
+        versions = {}
+        for _ in range(200):
+            response = requests.post(f"{server.url}/v2/models/m/infer", json=body)
+            assert response.status_code == 200, response.text
+            version = response.json()["model_version"]
+            versions[version] = versions.get(version, 0) + 1
+        assert set(versions) == {"1", "rfr"}, versions
+        assert 20 <= versions["rfr"] <= 110, versions
+        # The shadow answers only when asked by version; it saw a copy of every request.
+        assert requests.post(f"{server.url}/v2/models/m/versions/rf/infer", json=body).status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            metrics = requests.get(f"{server.url}/metrics").text
+            if 'keel_inference_batch_size_count{model="m",version="rf"}' in metrics:
+                break
+            time.sleep(0.1)
+        index = {entry.get("version") for entry in requests.post(f"{server.url}/v2/repository/index").json()}
+        assert {"1", "rfr", "rf"} <= index
+    finally:
+        server.stop()
+    bad = subprocess.run([str(keel_bin()), "serve", f"m={paths['lr']}", "--canary", f"other={paths['rf']}"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "not among the served models" in bad.stderr

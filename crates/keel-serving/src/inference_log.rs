@@ -117,6 +117,18 @@ pub struct InferenceLogger {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for InferenceLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceLogger")
+            .field("sample_rate", &self.shared.sample_rate)
+            .field("written_rows", &self.written_rows())
+            .field("dropped", &self.dropped())
+            .field("write_errors", &self.write_errors())
+            .field("skipped", &self.skipped())
+            .finish()
+    }
+}
+
 impl InferenceLogger {
     /// Spawns the writer thread. Invalid settings are corrected, not
     /// refused, so that the log can never stop a server from starting: a
@@ -179,9 +191,8 @@ impl InferenceLogger {
         self.shared.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Rows (samples of a batch) handed to a Parquet file. Rows of a file
-    /// that later failed to be finished are counted here and in
-    /// [`InferenceLogger::write_errors`].
+    /// Rows (samples of a batch) in finished Parquet files, counted when a
+    /// file is renamed to its final name, so readers can see all of them.
     pub fn written_rows(&self) -> u64 {
         self.shared.counters.written_rows.load(Ordering::Relaxed)
     }

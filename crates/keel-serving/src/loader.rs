@@ -106,6 +106,23 @@ pub struct Loader {
     manager: ModelManager,
     options: LoaderOptions,
     specs: Mutex<BTreeMap<String, ModelSpec>>,
+    /// Canary and shadow versions per served name, kept across alias swaps.
+    splits: Mutex<BTreeMap<String, LoadedSplit>>,
+}
+
+/// Extra versions that share a model's traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficSplit {
+    /// A version that answers `percent` % of the requests that name no version.
+    pub canary: Option<(ModelSource, u32)>,
+    /// A version that receives a copy of every such request; its answers are discarded.
+    pub shadow: Option<ModelSource>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct LoadedSplit {
+    canary: Option<(String, u32)>,
+    shadow: Option<String>,
 }
 
 impl Loader {
@@ -114,6 +131,7 @@ impl Loader {
             manager,
             options,
             specs: Mutex::new(BTreeMap::new()),
+            splits: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -135,12 +153,86 @@ impl Loader {
                 runtime,
             },
             self.options.batching,
-            Some(Routing::single(version.clone())),
+            Some(self.routing_for(&spec.name, &version)),
         );
         self.retire(&spec.name);
         tracing::info!(model = %spec.name, version = %version, "model loaded");
         lock(&self.specs).insert(spec.name.clone(), spec);
         Ok(version)
+    }
+
+    /// The routing of `name` with `primary` as its primary version and the
+    /// canary and shadow versions loaded for it, if any.
+    fn routing_for(&self, name: &str, primary: &str) -> Routing {
+        let mut routing = Routing::single(primary);
+        if let Some(split) = lock(&self.splits).get(name) {
+            if let Some((version, percent)) = &split.canary {
+                if version != primary {
+                    routing.canaries = vec![(version.clone(), *percent)];
+                    routing.primary_weight = 100u32.saturating_sub(*percent);
+                }
+            }
+            routing.shadow = split.shadow.clone().filter(|shadow| shadow != primary);
+        }
+        routing
+    }
+
+    /// Loads the canary and shadow versions of an already loaded model and
+    /// splits its traffic: `percent` % to the canary, a copy to the shadow.
+    pub async fn load_split(&self, name: &str, split: TrafficSplit) -> Result<(), ServingError> {
+        let primary = self
+            .manager
+            .primary_version(name)
+            .ok_or_else(|| ServingError::not_found(format!("model '{name}' is not loaded")))?;
+        let mut loaded = LoadedSplit::default();
+        let extras = split
+            .canary
+            .iter()
+            .map(|(source, percent)| (source, Some(*percent)))
+            .chain(split.shadow.iter().map(|source| (source, None)));
+        for (source, percent) in extras {
+            if let Some(percent) = percent {
+                if percent > 100 {
+                    return Err(ServingError::invalid(format!(
+                        "a canary share of {percent} % is above 100 %"
+                    )));
+                }
+            }
+            let fetched = self.fetch(source).await?;
+            let version = match source {
+                ModelSource::Local(path) => path
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .unwrap_or("local")
+                    .to_string(),
+                ModelSource::Registry(_) => fetched.version.clone(),
+            };
+            if version == primary {
+                return Err(ServingError::invalid(format!(
+                    "the canary or shadow of '{name}' is version {version}, which is already its primary version"
+                )));
+            }
+            let runtime = load_runtime(&fetched.path, &self.options.python).await?;
+            warm_up(runtime.as_ref()).await?;
+            self.manager.install_with(
+                name,
+                LoadedVersion {
+                    version: version.clone(),
+                    runtime,
+                },
+                self.options.batching,
+                None,
+            );
+            match percent {
+                Some(percent) => loaded.canary = Some((version, percent)),
+                None => loaded.shadow = Some(version),
+            }
+        }
+        lock(&self.splits).insert(name.to_string(), loaded);
+        self.manager
+            .set_routing(name, self.routing_for(name, &primary))?;
+        self.retire(name);
+        Ok(())
     }
 
     /// Retires versions the routing no longer names, shutting each down

@@ -509,3 +509,147 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TensorSpec;
+    use async_trait::async_trait;
+    use keel_core::tensor::{DataType, Tensor, TensorData};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Answers its own label; counts calls.
+    struct Constant {
+        label: i64,
+        calls: AtomicUsize,
+        specs: Vec<TensorSpec>,
+    }
+
+    #[async_trait]
+    impl Runtime for Constant {
+        fn platform(&self) -> &str {
+            "test"
+        }
+        fn inputs(&self) -> &[TensorSpec] {
+            &self.specs[..1]
+        }
+        fn outputs(&self) -> &[TensorSpec] {
+            &self.specs[1..]
+        }
+        async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, ServingError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let rows = inputs[0].tensor.batch_size();
+            let tensor = Tensor::new(vec![rows], TensorData::I64(vec![self.label; rows])).unwrap();
+            Ok(vec![NamedTensor::new("label", tensor)])
+        }
+    }
+
+    fn constant(label: i64) -> Arc<Constant> {
+        Arc::new(Constant {
+            label,
+            calls: AtomicUsize::new(0),
+            specs: vec![
+                TensorSpec {
+                    name: "x".into(),
+                    datatype: DataType::F32,
+                    shape: vec![-1, 2],
+                },
+                TensorSpec {
+                    name: "label".into(),
+                    datatype: DataType::I64,
+                    shape: vec![-1],
+                },
+            ],
+        })
+    }
+
+    fn request() -> InferenceRequest {
+        let tensor = Tensor::new(vec![1, 2], TensorData::F32(vec![0.0, 1.0])).unwrap();
+        InferenceRequest {
+            inputs: vec![NamedTensor::new("x", tensor)],
+            ..InferenceRequest::default()
+        }
+    }
+
+    fn install(manager: &ModelManager, version: &str, runtime: Arc<Constant>) {
+        manager.install(
+            "m",
+            LoadedVersion {
+                version: version.into(),
+                runtime,
+            },
+            None,
+        );
+    }
+
+    #[tokio::test]
+    async fn canary_takes_its_share_and_shadow_sees_every_request() {
+        let manager = ModelManager::new("keel", "test");
+        let (primary, canary, shadow) = (constant(1), constant(2), constant(3));
+        install(&manager, "1", primary.clone());
+        install(&manager, "2", canary.clone());
+        install(&manager, "3", shadow.clone());
+        manager
+            .set_routing(
+                "m",
+                Routing {
+                    primary: "1".into(),
+                    canaries: vec![("2".into(), 20)],
+                    primary_weight: 80,
+                    shadow: Some("3".into()),
+                },
+            )
+            .unwrap();
+        let mut by_version = BTreeMap::new();
+        for _ in 0..1000 {
+            let response = manager.infer("m", None, request()).await.unwrap();
+            *by_version
+                .entry(response.model_version.unwrap())
+                .or_insert(0) += 1;
+        }
+        let to_canary = by_version.get("2").copied().unwrap_or(0);
+        assert!((120..=280).contains(&to_canary), "{by_version:?}");
+        assert!(
+            !by_version.contains_key("3"),
+            "the shadow must never answer"
+        );
+        for _ in 0..100 {
+            if shadow.calls.load(Ordering::SeqCst) == 1000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(shadow.calls.load(Ordering::SeqCst), 1000);
+        // A named version bypasses the routing.
+        let pinned = manager.infer("m", Some("3"), request()).await.unwrap();
+        assert_eq!(pinned.outputs[0].tensor.data(), &TensorData::I64(vec![3]));
+        assert!(manager.set_routing("m", Routing::single("9")).is_err());
+    }
+
+    #[tokio::test]
+    async fn swapping_the_primary_retires_the_old_version() {
+        let manager = ModelManager::new("keel", "test");
+        install(&manager, "1", constant(1));
+        manager.install(
+            "m",
+            LoadedVersion {
+                version: "2".into(),
+                runtime: constant(2),
+            },
+            Some(Routing::single("2")),
+        );
+        assert_eq!(manager.retire_unrouted("m").len(), 1);
+        let response = manager.infer("m", None, request()).await.unwrap();
+        assert_eq!(response.model_version.as_deref(), Some("2"));
+        assert!(manager.infer("m", Some("1"), request()).await.is_err());
+        let missing = manager
+            .infer("m", None, InferenceRequest::default())
+            .await
+            .unwrap_err();
+        assert!(
+            missing.message.contains("missing input 'x'"),
+            "{}",
+            missing.message
+        );
+    }
+}

@@ -98,6 +98,20 @@ pub struct ServeFlags {
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
+    /// A canary version that takes --canary-percent of a served model's traffic:
+    /// SERVED_NAME=MODEL_URI (repeat for several models)
+    #[arg(long, value_name = "SERVED_NAME=MODEL_URI")]
+    pub canary: Vec<String>,
+
+    /// Share of requests, in percent, that go to each --canary version
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub canary_percent: u32,
+
+    /// A shadow version that receives a copy of every request of a served model,
+    /// its answers discarded: SERVED_NAME=MODEL_URI
+    #[arg(long, value_name = "SERVED_NAME=MODEL_URI")]
+    pub shadow: Vec<String>,
+
     #[command(flatten)]
     pub load: ModelLoadFlags,
 }

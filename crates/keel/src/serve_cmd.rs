@@ -2,6 +2,7 @@
 //! Inference Protocol over REST and gRPC until Ctrl-C or SIGTERM, following
 //! aliases and writing the inference log. `keel predict`: one-off scoring.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use keel_core::tensor::{DataType, Tensor, TensorData};
 use keel_server::oip::{self, ServingState};
 use keel_serving::batching::BatchSettings;
 use keel_serving::inference_log::{InferenceLogSettings, InferenceLogger};
-use keel_serving::loader::{Loader, LoaderOptions, ModelSpec};
+use keel_serving::loader::{Loader, LoaderOptions, ModelSource, ModelSpec, TrafficSplit};
 use keel_serving::python::PythonOptions;
 use keel_serving::{InferenceRequest, ModelManager, NamedTensor};
 
@@ -116,6 +117,20 @@ async fn serve(
             .map_err(|err| anyhow::anyhow!("cannot load model '{name}': {err}"))?;
         println!("loaded model '{name}' version {version}");
     }
+    for (name, split) in traffic_splits(&flags)? {
+        loader.load_split(&name, split).await.map_err(|err| {
+            anyhow::anyhow!("cannot load the canary or shadow of '{name}': {err}")
+        })?;
+        println!(
+            "traffic of '{name}' split: {:?}",
+            manager
+                .index()
+                .iter()
+                .filter(|e| e.name == name)
+                .map(|e| e.version.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        );
+    }
     let follower = tokio::spawn(loader.clone().follow_aliases());
 
     let rest_address = format!("{}:{}", flags.host, flags.port);
@@ -189,6 +204,37 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// `--canary` and `--shadow` grouped by served model name.
+fn traffic_splits(flags: &ServeFlags) -> Result<BTreeMap<String, TrafficSplit>> {
+    let mut splits: BTreeMap<String, TrafficSplit> = BTreeMap::new();
+    let parse = |text: &str, flag: &str| -> Result<(String, ModelSource)> {
+        let Some((name, _)) = text.split_once('=') else {
+            bail!("{flag} takes SERVED_NAME=MODEL_URI, got '{text}'");
+        };
+        let spec: ModelSpec = text
+            .parse()
+            .map_err(|err| anyhow::anyhow!("{flag}: {err}"))?;
+        if !flags.models.iter().any(|model| {
+            model
+                .parse::<ModelSpec>()
+                .map(|served| served.name == name)
+                .unwrap_or(false)
+        }) {
+            bail!("{flag} names '{name}', which is not among the served models");
+        }
+        Ok((spec.name, spec.source))
+    };
+    for text in &flags.canary {
+        let (name, source) = parse(text, "--canary")?;
+        splits.entry(name).or_default().canary = Some((source, flags.canary_percent));
+    }
+    for text in &flags.shadow {
+        let (name, source) = parse(text, "--shadow")?;
+        splits.entry(name).or_default().shadow = Some(source);
+    }
+    Ok(splits)
 }
 
 async fn shutdown_signal() {
