@@ -37,6 +37,22 @@ def take_stdout():
     return os.fdopen(frames_fd, "wb", buffering=0)
 
 
+def exit_with_parent():
+    """Exits when keel is gone, even while busy in predict (keel killed hard)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="keel-parent-watch", daemon=True).start()
+
+
 def log(message):
     sys.stderr.write("keel-worker: " + message + "\n")
     sys.stderr.flush()
@@ -246,6 +262,7 @@ def serve(model, frames_in, frames_out):
 def main():
     frames_out = take_stdout()
     frames_in = sys.stdin.buffer
+    exit_with_parent()
     if len(sys.argv) < 2:
         write_json(frames_out, TAG_HELLO, {"ok": False, "stage": "load", "error": "no model directory given"})
         return 2

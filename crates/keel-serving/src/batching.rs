@@ -126,9 +126,11 @@ async fn run_batches(
             let next = match receiver.try_recv() {
                 Ok(pending) => Some(pending),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => tokio::time::timeout_at(deadline, receiver.recv())
-                    .await
-                    .unwrap_or_default(),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, receiver.recv())
+                        .await
+                        .unwrap_or_default()
+                }
             };
             let Some(next) = next else { break };
             if !stackable(&batch[0].inputs, &next.inputs)

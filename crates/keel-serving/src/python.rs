@@ -65,6 +65,7 @@
 
 mod columns;
 mod protocol;
+mod signature;
 mod worker;
 
 use std::collections::VecDeque;
@@ -77,7 +78,7 @@ use async_trait::async_trait;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use self::columns::ModelInterface;
+use self::signature::ModelInterface;
 use self::worker::{Launch, Reply, WorkerProcess};
 use crate::{NamedTensor, Runtime, ServingError, TensorSpec};
 
@@ -114,7 +115,10 @@ impl PythonRuntime {
     /// Starts `options.workers` processes that each load the MLflow model
     /// directory `model_dir` (holding an `MLmodel` file); returns once all
     /// have loaded it, or with the first reason one could not.
-    pub async fn start(model_dir: &Path, options: &PythonOptions) -> Result<PythonRuntime, ServingError> {
+    pub async fn start(
+        model_dir: &Path,
+        options: &PythonOptions,
+    ) -> Result<PythonRuntime, ServingError> {
         let model_dir = std::path::absolute(model_dir).unwrap_or_else(|_| model_dir.to_path_buf());
         if !model_dir.join("MLmodel").is_file() {
             return Err(ServingError::invalid(format!(
@@ -135,8 +139,9 @@ impl PythonRuntime {
         let mut workers = Vec::with_capacity(n_workers);
         let mut signature = None;
         while let Some(started) = starting.join_next().await {
-            let (worker, hello) = started
-                .map_err(|err| ServingError::internal(format!("starting a python worker panicked: {err}")))??;
+            let (worker, hello) = started.map_err(|err| {
+                ServingError::internal(format!("starting a python worker panicked: {err}"))
+            })??;
             if worker.slot == 0 {
                 signature = hello.signature;
             }
@@ -192,9 +197,9 @@ impl Runtime for PythonRuntime {
         // The exchange runs in its own task: a caller that goes away mid-request
         // must not leave a worker with an answer nobody reads.
         let pool = self.pool.clone();
-        let answer = tokio::spawn(pool.call(request))
-            .await
-            .map_err(|err| ServingError::internal(format!("python request task failed: {err}")))??;
+        let answer = tokio::spawn(pool.call(request)).await.map_err(|err| {
+            ServingError::internal(format!("python request task failed: {err}"))
+        })??;
         columns::decode_response(&answer)
     }
 
@@ -235,7 +240,8 @@ impl Pool {
                 match reply {
                     Reply::Outputs(answer) => Ok(answer),
                     Reply::Failed(failure) => {
-                        let message = format!("model raised {}: {}", failure.type_name, failure.message);
+                        let message =
+                            format!("model raised {}: {}", failure.type_name, failure.message);
                         Err(match failure.stage.as_str() {
                             "decode" | "predict" => ServingError::invalid(message),
                             _ => ServingError::internal(message),
@@ -255,15 +261,25 @@ impl Pool {
     /// while idle) is replaced in the background instead of failing a request.
     async fn checkout(self: &Arc<Self>) -> Result<WorkerProcess, ServingError> {
         loop {
-            let permit = self.available.acquire().await.map_err(|_| self.closed_error())?;
+            let permit = self
+                .available
+                .acquire()
+                .await
+                .map_err(|_| self.closed_error())?;
             permit.forget();
             let Some(mut worker) = lock(&self.idle).pop_front() else {
-                return Err(ServingError::internal("python worker pool lost track of its idle workers"));
+                return Err(ServingError::internal(
+                    "python worker pool lost track of its idle workers",
+                ));
             };
             match worker.exit_status() {
                 None => return Ok(worker),
                 Some(status) => {
-                    tracing::warn!(pid = worker.pid, slot = worker.slot, "idle python worker exited ({status})");
+                    tracing::warn!(
+                        pid = worker.pid,
+                        slot = worker.slot,
+                        "idle python worker exited ({status})"
+                    );
                     self.replace(worker);
                 }
             }
@@ -304,12 +320,20 @@ impl Pool {
                     return;
                 }
                 Err(err) => {
-                    tracing::warn!(slot, attempt, "restarting a python worker failed: {}", err.message);
+                    tracing::warn!(
+                        slot,
+                        attempt,
+                        "restarting a python worker failed: {}",
+                        err.message
+                    );
                     *lock(&self.last_failure) = Some(err.message);
                 }
             }
         }
-        tracing::error!(slot, "python worker slot given up after {MAX_RESTART_ATTEMPTS} failed restarts");
+        tracing::error!(
+            slot,
+            "python worker slot given up after {MAX_RESTART_ATTEMPTS} failed restarts"
+        );
         if self.live_slots.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.available.close();
         }
@@ -319,7 +343,9 @@ impl Pool {
         if self.shutting_down.load(Ordering::SeqCst) {
             return ServingError::unavailable("the model is shutting down");
         }
-        let last_failure = lock(&self.last_failure).clone().unwrap_or_else(|| "unknown error".to_string());
+        let last_failure = lock(&self.last_failure)
+            .clone()
+            .unwrap_or_else(|| "unknown error".to_string());
         ServingError::internal(format!(
             "every python worker of {} died and could not be restarted: {last_failure}",
             self.launch.model_dir.display()
@@ -328,5 +354,7 @@ impl Pool {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

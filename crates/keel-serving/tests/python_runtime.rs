@@ -272,7 +272,7 @@ fn python_exception_is_invalid_input_and_the_pool_keeps_working() {
         let err = runtime
             .infer(vec![NamedTensor::new("input-0", three_columns)])
             .await
-            .expect_err("three columns for a four-column model"); eprintln!("MSG1 {err:?}");
+            .expect_err("three columns for a four-column model");
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
         assert!(
             err.message.contains("f0"),
@@ -387,7 +387,7 @@ async fn missing_interpreter_is_a_clear_start_error() {
     let err = PythonRuntime::start(&fixture().models.join("signed"), &options)
         .await
         .err()
-        .expect("no interpreter"); eprintln!("MSG3 {err:?}");
+        .expect("no interpreter");
     assert!(err.message.contains("/nonexistent/bin/python3"), "{err}");
     assert!(err.message.contains("not found"), "{err}");
 }
@@ -412,7 +412,7 @@ async fn python_without_mlflow_is_a_clear_start_error() {
     let err = PythonRuntime::start(&fixture().models.join("signed"), &options)
         .await
         .err()
-        .expect("no mlflow"); eprintln!("MSG2 {err:?}");
+        .expect("no mlflow");
     assert!(
         err.message
             .starts_with("python at /usr/bin/python3 cannot import mlflow: "),

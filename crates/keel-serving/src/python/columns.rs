@@ -1,179 +1,34 @@
-//! Tensors to Arrow record batches for the worker, Arrow back to tensors,
-//! and the model signature to `TensorSpec`s. The mapping itself is described
-//! in the doc of `crate::python`.
+//! Tensors to the Arrow record batch a worker turns into `predict`'s input,
+//! and its Arrow answer back to tensors. The mapping is described in the doc
+//! of `crate::python`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int16Array,
-    Int32Array, Int64Array, Int8Array, StringArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeListArray, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, StringArray, UInt16Array,
+    UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::datatypes::{
-    DataType as ArrowType, Field, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    Schema, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    DataType as ArrowType, Field, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Int8Type, Schema, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use keel_core::tensor::{f16_to_f32, DataType, Tensor, TensorData};
+use keel_core::tensor::{f16_to_f32, Tensor, TensorData};
 
-use super::protocol::{WireSchema, WireSignature};
-use crate::{NamedTensor, ServingError, TensorSpec};
+use super::signature::InputLayout;
+use crate::{NamedTensor, ServingError};
 
 /// Field metadata with the full shape of a tensor sent as rows.
 const SHAPE_KEY: &str = "keel.shape";
-/// The input of a model without a signature, or with a column-based one.
-pub const DEFAULT_INPUT: &str = "input-0";
-/// The output of a model that returns one array.
-pub const DEFAULT_OUTPUT: &str = "predict";
-
-/// How the inputs of a request become what `predict` receives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputLayout {
-    /// A pandas DataFrame; `column_names` are the signature's, when it names them all.
-    Frame { column_names: Option<Vec<String>> },
-    /// numpy arrays with their shapes: one ndarray when `single`, else a dict by name.
-    Tensors { single: bool },
-}
-
-/// What the runtime exposes and how it maps requests, from the hello's signature.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelInterface {
-    pub inputs: Vec<TensorSpec>,
-    pub outputs: Vec<TensorSpec>,
-    pub layout: InputLayout,
-}
-
-impl ModelInterface {
-    pub fn from_signature(signature: Option<&WireSignature>) -> ModelInterface {
-        let (inputs, layout) = match signature.and_then(|signature| signature.inputs.as_ref()) {
-            None => (vec![unchecked_input()], InputLayout::Frame { column_names: None }),
-            Some(WireSchema::Columns { specs }) if specs.is_empty() => {
-                (vec![unchecked_input()], InputLayout::Frame { column_names: None })
-            }
-            Some(WireSchema::Columns { specs }) => {
-                let names: Option<Vec<String>> = specs.iter().map(|spec| spec.name.clone()).collect();
-                let datatypes: Vec<DataType> = specs.iter().map(|spec| column_datatype(&spec.type_name)).collect();
-                let shared = datatypes[0];
-                let inputs = if shared != DataType::Bytes && datatypes.iter().all(|&dt| dt == shared) {
-                    vec![TensorSpec {
-                        name: DEFAULT_INPUT.to_string(),
-                        datatype: shared,
-                        shape: vec![-1, specs.len() as i64],
-                    }]
-                } else {
-                    datatypes
-                        .iter()
-                        .enumerate()
-                        .map(|(idx, &datatype)| TensorSpec {
-                            name: names.as_ref().map_or_else(|| idx.to_string(), |names| names[idx].clone()),
-                            datatype,
-                            shape: vec![-1],
-                        })
-                        .collect()
-                };
-                (inputs, InputLayout::Frame { column_names: names })
-            }
-            Some(WireSchema::Tensors { specs }) => {
-                let inputs = specs
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, spec)| TensorSpec {
-                        name: spec.name.clone().unwrap_or_else(|| format!("input-{idx}")),
-                        datatype: numpy_datatype(&spec.dtype),
-                        shape: spec.shape.clone(),
-                    })
-                    .collect();
-                let single = specs.len() == 1 && specs[0].name.is_none();
-                (inputs, InputLayout::Tensors { single })
-            }
-        };
-        let outputs = match signature.and_then(|signature| signature.outputs.as_ref()) {
-            None => vec![TensorSpec {
-                name: DEFAULT_OUTPUT.to_string(),
-                datatype: DataType::F64,
-                shape: vec![-1],
-            }],
-            Some(WireSchema::Columns { specs }) => {
-                let unnamed = specs.len() == 1 && specs[0].name.is_none();
-                specs
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, spec)| TensorSpec {
-                        name: match (&spec.name, unnamed) {
-                            (_, true) => DEFAULT_OUTPUT.to_string(),
-                            (Some(name), false) => name.clone(),
-                            (None, false) => idx.to_string(),
-                        },
-                        datatype: column_datatype(&spec.type_name),
-                        shape: vec![-1],
-                    })
-                    .collect()
-            }
-            Some(WireSchema::Tensors { specs }) => {
-                let unnamed = specs.len() == 1 && specs[0].name.is_none();
-                specs
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, spec)| TensorSpec {
-                        name: match (&spec.name, unnamed) {
-                            (_, true) => DEFAULT_OUTPUT.to_string(),
-                            (Some(name), false) => name.clone(),
-                            (None, false) => format!("output-{idx}"),
-                        },
-                        datatype: numpy_datatype(&spec.dtype),
-                        shape: spec.shape.clone(),
-                    })
-                    .collect()
-            }
-        };
-        ModelInterface { inputs, outputs, layout }
-    }
-}
-
-/// An input of any name check would accept: an empty shape is not checked.
-fn unchecked_input() -> TensorSpec {
-    TensorSpec {
-        name: DEFAULT_INPUT.to_string(),
-        datatype: DataType::F64,
-        shape: Vec::new(),
-    }
-}
-
-/// MLflow's column `DataType` names.
-fn column_datatype(type_name: &str) -> DataType {
-    match type_name {
-        "double" => DataType::F64,
-        "float" => DataType::F32,
-        "long" => DataType::I64,
-        "integer" => DataType::I32,
-        "boolean" => DataType::Bool,
-        _ => DataType::Bytes,
-    }
-}
-
-/// numpy dtype names.
-fn numpy_datatype(dtype: &str) -> DataType {
-    match dtype {
-        "bool" => DataType::Bool,
-        "uint8" => DataType::U8,
-        "uint16" => DataType::U16,
-        "uint32" => DataType::U32,
-        "uint64" => DataType::U64,
-        "int8" => DataType::I8,
-        "int16" => DataType::I16,
-        "int32" => DataType::I32,
-        "int64" => DataType::I64,
-        "float16" => DataType::F16,
-        "float32" => DataType::F32,
-        "float64" => DataType::F64,
-        _ => DataType::Bytes,
-    }
-}
-
 /// The request's tensors as one Arrow IPC stream, laid out for `layout`.
-pub fn encode_request(layout: &InputLayout, inputs: &[NamedTensor]) -> Result<Vec<u8>, ServingError> {
+pub fn encode_request(
+    layout: &InputLayout,
+    inputs: &[NamedTensor],
+) -> Result<Vec<u8>, ServingError> {
     if inputs.is_empty() {
         return Err(ServingError::invalid("the request has no inputs"));
     }
@@ -185,12 +40,19 @@ pub fn encode_request(layout: &InputLayout, inputs: &[NamedTensor]) -> Result<Ve
             if unnamed {
                 metadata.insert("keel.unnamed".to_string(), "1".to_string());
             }
-            let rows = common_rows(columns.iter().map(|(name, array)| (name.as_str(), array.len())))?;
+            let rows = common_rows(
+                columns
+                    .iter()
+                    .map(|(name, array)| (name.as_str(), array.len())),
+            )?;
             let fields = columns
                 .iter()
                 .map(|(name, array)| Field::new(name.as_str(), array.data_type().clone(), true))
                 .collect::<Vec<_>>();
-            let arrays = columns.into_iter().map(|(_, array)| array).collect::<Vec<_>>();
+            let arrays = columns
+                .into_iter()
+                .map(|(_, array)| array)
+                .collect::<Vec<_>>();
             (fields, arrays, rows)
         }
         InputLayout::Tensors { single } => {
@@ -198,7 +60,11 @@ pub fn encode_request(layout: &InputLayout, inputs: &[NamedTensor]) -> Result<Ve
             if *single && inputs.len() == 1 {
                 metadata.insert("keel.single".to_string(), "1".to_string());
             }
-            let rows = common_rows(inputs.iter().map(|input| (input.name.as_str(), input.tensor.batch_size())))?;
+            let rows = common_rows(
+                inputs
+                    .iter()
+                    .map(|input| (input.name.as_str(), input.tensor.batch_size())),
+            )?;
             let mut fields = Vec::with_capacity(inputs.len());
             let mut arrays = Vec::with_capacity(inputs.len());
             for input in inputs {
@@ -228,7 +94,8 @@ fn frame_columns(
     inputs: &[NamedTensor],
     column_names: Option<&[String]>,
 ) -> Result<(Vec<(String, ArrayRef)>, bool), ServingError> {
-    let is_named_column = |name: &str| column_names.is_some_and(|names| names.iter().any(|column| column == name));
+    let is_named_column =
+        |name: &str| column_names.is_some_and(|names| names.iter().any(|column| column == name));
     if let [input] = inputs {
         if !is_named_column(&input.name) {
             // One matrix [N, F]: F columns, named after the signature when it has F of them.
@@ -246,8 +113,12 @@ fn frame_columns(
             let named = column_names.filter(|names| names.len() == width);
             let columns = (0..width)
                 .map(|column| {
-                    let name = named.map_or_else(|| column.to_string(), |names| names[column].clone());
-                    (name, flat_array(&gather_column(input.tensor.data(), width, column)))
+                    let name =
+                        named.map_or_else(|| column.to_string(), |names| names[column].clone());
+                    (
+                        name,
+                        flat_array(&gather_column(input.tensor.data(), width, column)),
+                    )
                 })
                 .collect();
             return Ok((columns, named.is_none()));
@@ -269,7 +140,9 @@ fn frame_columns(
 }
 
 /// Every column has the same number of rows; that number.
-fn common_rows<'a>(mut lengths: impl Iterator<Item = (&'a str, usize)>) -> Result<usize, ServingError> {
+fn common_rows<'a>(
+    mut lengths: impl Iterator<Item = (&'a str, usize)>,
+) -> Result<usize, ServingError> {
     let Some((first_name, rows)) = lengths.next() else {
         return Ok(0);
     };
@@ -290,8 +163,9 @@ fn rows_array(tensor: &Tensor) -> Result<ArrayRef, ServingError> {
     if tensor.shape().len() <= 1 {
         return Ok(values);
     }
-    let row_len = i32::try_from(tensor.row_len())
-        .map_err(|_| ServingError::invalid(format!("rows of shape {:?} are too large", tensor.shape())))?;
+    let row_len = i32::try_from(tensor.row_len()).map_err(|_| {
+        ServingError::invalid(format!("rows of shape {:?} are too large", tensor.shape()))
+    })?;
     let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
     let list = FixedSizeListArray::try_new(item, row_len, values, None).map_err(arrow_internal)?;
     Ok(Arc::new(list))
@@ -327,11 +201,16 @@ fn flat_array(data: &TensorData) -> ArrayRef {
         TensorData::I16(values) => Arc::new(Int16Array::from(values.clone())),
         TensorData::I32(values) => Arc::new(Int32Array::from(values.clone())),
         TensorData::I64(values) => Arc::new(Int64Array::from(values.clone())),
-        TensorData::F16(values) => Arc::new(Float32Array::from_iter_values(values.iter().map(|&bits| f16_to_f32(bits)))),
+        TensorData::F16(values) => Arc::new(Float32Array::from_iter_values(
+            values.iter().map(|&bits| f16_to_f32(bits)),
+        )),
         TensorData::F32(values) => Arc::new(Float32Array::from(values.clone())),
         TensorData::F64(values) => Arc::new(Float64Array::from(values.clone())),
         TensorData::Bytes(values) => {
-            let texts: Option<Vec<&str>> = values.iter().map(|value| std::str::from_utf8(value).ok()).collect();
+            let texts: Option<Vec<&str>> = values
+                .iter()
+                .map(|value| std::str::from_utf8(value).ok())
+                .collect();
             match texts {
                 Some(texts) => Arc::new(StringArray::from(texts)),
                 None => Arc::new(BinaryArray::from_iter_values(values.iter())),
@@ -342,8 +221,11 @@ fn flat_array(data: &TensorData) -> ArrayRef {
 
 /// The worker's Arrow answer as tensors: one per column, in order.
 pub fn decode_response(payload: &[u8]) -> Result<Vec<NamedTensor>, ServingError> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(payload), None).map_err(arrow_internal)?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(arrow_internal)?;
+    let reader =
+        StreamReader::try_new(std::io::Cursor::new(payload), None).map_err(arrow_internal)?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arrow_internal)?;
     let [batch] = batches.as_slice() else {
         return Err(ServingError::internal(format!(
             "python worker answered {} record batches instead of one",
@@ -366,12 +248,15 @@ pub fn decode_response(payload: &[u8]) -> Result<Vec<NamedTensor>, ServingError>
         let rows = column.len();
         let shape = match field.metadata().get(SHAPE_KEY) {
             Some(shape) => serde_json::from_str::<Vec<usize>>(shape).map_err(|err| {
-                ServingError::internal(format!("output '{name}' has an unreadable shape {shape:?}: {err}"))
+                ServingError::internal(format!(
+                    "output '{name}' has an unreadable shape {shape:?}: {err}"
+                ))
             })?,
             None => row_len.map_or_else(|| vec![rows], |size| vec![rows, size]),
         };
-        let tensor = Tensor::new(shape, data)
-            .map_err(|err| ServingError::internal(format!("output '{name}' does not fit its shape: {err}")))?;
+        let tensor = Tensor::new(shape, data).map_err(|err| {
+            ServingError::internal(format!("output '{name}' does not fit its shape: {err}"))
+        })?;
         outputs.push(NamedTensor::new(name.as_str(), tensor));
     }
     Ok(outputs)
@@ -395,7 +280,13 @@ fn flat_data(name: &str, array: &dyn Array) -> Result<TensorData, ServingError> 
         };
     }
     Ok(match array.data_type() {
-        ArrowType::Boolean => TensorData::Bool(array.as_boolean().iter().map(|value| value.unwrap_or(false)).collect()),
+        ArrowType::Boolean => TensorData::Bool(
+            array
+                .as_boolean()
+                .iter()
+                .map(|value| value.unwrap_or(false))
+                .collect(),
+        ),
         ArrowType::UInt8 => primitive!(U8, UInt8Type),
         ArrowType::UInt16 => primitive!(U16, UInt16Type),
         ArrowType::UInt32 => primitive!(U32, UInt32Type),
@@ -404,13 +295,28 @@ fn flat_data(name: &str, array: &dyn Array) -> Result<TensorData, ServingError> 
         ArrowType::Int16 => primitive!(I16, Int16Type),
         ArrowType::Int32 => primitive!(I32, Int32Type),
         ArrowType::Int64 => primitive!(I64, Int64Type),
-        ArrowType::Float16 => {
-            TensorData::F16(array.as_primitive::<Float16Type>().values().iter().map(|value| value.to_bits()).collect())
-        }
+        ArrowType::Float16 => TensorData::F16(
+            array
+                .as_primitive::<Float16Type>()
+                .values()
+                .iter()
+                .map(|value| value.to_bits())
+                .collect(),
+        ),
         ArrowType::Float32 => primitive!(F32, Float32Type),
         ArrowType::Float64 => primitive!(F64, Float64Type),
-        ArrowType::Utf8 => bytes_of(array.as_string::<i32>().iter().map(|value| value.map(str::as_bytes))),
-        ArrowType::LargeUtf8 => bytes_of(array.as_string::<i64>().iter().map(|value| value.map(str::as_bytes))),
+        ArrowType::Utf8 => bytes_of(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|value| value.map(str::as_bytes)),
+        ),
+        ArrowType::LargeUtf8 => bytes_of(
+            array
+                .as_string::<i64>()
+                .iter()
+                .map(|value| value.map(str::as_bytes)),
+        ),
         ArrowType::Binary => bytes_of(array.as_binary::<i32>().iter()),
         ArrowType::LargeBinary => bytes_of(array.as_binary::<i64>().iter()),
         other => {
@@ -422,9 +328,114 @@ fn flat_data(name: &str, array: &dyn Array) -> Result<TensorData, ServingError> 
 }
 
 fn bytes_of<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> TensorData {
-    TensorData::Bytes(values.map(|value| value.unwrap_or_default().to_vec()).collect())
+    TensorData::Bytes(
+        values
+            .map(|value| value.unwrap_or_default().to_vec())
+            .collect(),
+    )
 }
 
 fn arrow_internal(err: arrow::error::ArrowError) -> ServingError {
     ServingError::internal(format!("arrow encoding failed: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_back(payload: &[u8]) -> RecordBatch {
+        let reader = StreamReader::try_new(std::io::Cursor::new(payload), None).expect("a stream");
+        let mut batches = reader.collect::<Result<Vec<_>, _>>().expect("batches");
+        assert_eq!(batches.len(), 1);
+        batches.remove(0)
+    }
+
+    fn matrix(rows: usize, width: usize) -> NamedTensor {
+        let values = (0..rows * width).map(|value| value as f64).collect();
+        NamedTensor::new(
+            "input-0",
+            Tensor::new(vec![rows, width], TensorData::F64(values)).expect("a matrix"),
+        )
+    }
+
+    #[test]
+    fn matrix_becomes_signature_columns_when_widths_match() {
+        let layout = InputLayout::Frame {
+            column_names: Some(vec!["a".to_string(), "b".to_string()]),
+        };
+        let batch = read_back(&encode_request(&layout, &[matrix(3, 2)]).expect("encoded"));
+        let names: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            batch
+                .column(1)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec(),
+            [1.0, 3.0, 5.0]
+        );
+        assert_eq!(batch.schema_ref().metadata().get("keel.unnamed"), None);
+    }
+
+    #[test]
+    fn matrix_of_another_width_gets_unnamed_columns() {
+        let layout = InputLayout::Frame {
+            column_names: Some(vec!["a".to_string(), "b".to_string()]),
+        };
+        let batch = read_back(&encode_request(&layout, &[matrix(2, 3)]).expect("encoded"));
+        let names: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        assert_eq!(names, ["0", "1", "2"]);
+        assert_eq!(
+            batch
+                .schema_ref()
+                .metadata()
+                .get("keel.unnamed")
+                .map(String::as_str),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn several_inputs_must_be_columns_of_equal_length() {
+        let layout = InputLayout::Frame { column_names: None };
+        let column = |name: &str, rows: usize| {
+            NamedTensor::new(
+                name,
+                Tensor::new(vec![rows], TensorData::I64(vec![1; rows])).expect("a column"),
+            )
+        };
+        let err = encode_request(&layout, &[column("x", 2), matrix(2, 2)])
+            .expect_err("a matrix among columns");
+        assert!(err.message.contains("[rows] or [rows, 1]"), "{err}");
+        let err =
+            encode_request(&layout, &[column("x", 2), column("y", 3)]).expect_err("uneven columns");
+        assert!(err.message.contains("has 3 rows"), "{err}");
+    }
+
+    #[test]
+    fn tensors_round_trip_with_their_shapes() {
+        let layout = InputLayout::Tensors { single: true };
+        let input = NamedTensor::new(
+            "images",
+            Tensor::new(
+                vec![2, 2, 2],
+                TensorData::F32((0..8).map(|v| v as f32).collect()),
+            )
+            .expect("a tensor"),
+        );
+        let payload = encode_request(&layout, std::slice::from_ref(&input)).expect("encoded");
+        // The worker answers in the same encoding, so decoding the request gives it back.
+        let decoded = decode_response(&payload).expect("decoded");
+        assert_eq!(decoded, vec![input]);
+    }
 }

@@ -18,7 +18,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     payload: &[u8],
 ) -> std::io::Result<()> {
     let length = u32::try_from(payload.len() + 1).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "a frame is limited to 4 GiB")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a frame is limited to 4 GiB",
+        )
     })?;
     let mut header = [0u8; 5];
     header[..4].copy_from_slice(&length.to_le_bytes());
@@ -34,7 +37,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result
     reader.read_exact(&mut header).await?;
     let length = u32::from_le_bytes(header) as usize;
     if length == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty frame without a tag"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "empty frame without a tag",
+        ));
     }
     let mut tag = [0u8; 1];
     reader.read_exact(&mut tag).await?;

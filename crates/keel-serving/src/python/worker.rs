@@ -12,7 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
-use super::protocol::{read_frame, write_frame, WireFailure, WireHello, TAG_ARROW, TAG_ERROR, TAG_HELLO};
+use super::protocol::{
+    read_frame, write_frame, WireFailure, WireHello, TAG_ARROW, TAG_ERROR, TAG_HELLO,
+};
 use crate::ServingError;
 
 /// The worker script, carried by the binary.
@@ -50,7 +52,10 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     /// Spawns a worker and waits until it has loaded the model.
-    pub async fn start(launch: &Launch, slot: usize) -> Result<(WorkerProcess, WireHello), ServingError> {
+    pub async fn start(
+        launch: &Launch,
+        slot: usize,
+    ) -> Result<(WorkerProcess, WireHello), ServingError> {
         let python = launch.python.display().to_string();
         let mut child = Command::new(&launch.python)
             .arg("-c")
@@ -69,9 +74,12 @@ impl WorkerProcess {
                 _ => ServingError::internal(format!("cannot start python at '{python}': {err}")),
             })?;
         let pid = child.id().unwrap_or_default();
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(ServingError::internal("python worker started without its pipes"));
+            return Err(ServingError::internal(
+                "python worker started without its pipes",
+            ));
         };
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_task = tokio::spawn(forward_stderr(stderr, pid, stderr_tail.clone()));
@@ -85,9 +93,13 @@ impl WorkerProcess {
             stderr_task: Some(stderr_task),
         };
         let hello = match read_frame(&mut worker.stdout).await {
-            Ok((TAG_HELLO, payload)) => serde_json::from_slice::<WireHello>(&payload).map_err(|err| {
-                ServingError::internal(format!("python worker at '{python}' sent an unreadable hello: {err}"))
-            })?,
+            Ok((TAG_HELLO, payload)) => {
+                serde_json::from_slice::<WireHello>(&payload).map_err(|err| {
+                    ServingError::internal(format!(
+                        "python worker at '{python}' sent an unreadable hello: {err}"
+                    ))
+                })?
+            }
             Ok((tag, _)) => {
                 return Err(ServingError::internal(format!(
                     "python worker at '{python}' sent frame tag {tag} before its hello"
@@ -101,7 +113,10 @@ impl WorkerProcess {
             }
         };
         if !hello.ok {
-            let error = hello.error.clone().unwrap_or_else(|| "unknown error".to_string());
+            let error = hello
+                .error
+                .clone()
+                .unwrap_or_else(|| "unknown error".to_string());
             return Err(match hello.stage.as_deref() {
                 Some("import") => {
                     let module = hello.module.as_deref().unwrap_or("mlflow");
@@ -130,7 +145,10 @@ impl WorkerProcess {
     /// worker is gone (crashed, killed, or broke the protocol): drop it.
     pub async fn call(&mut self, request: &[u8]) -> Result<Reply, ServingError> {
         let Some(stdin) = self.stdin.as_mut() else {
-            return Err(ServingError::internal(format!("python worker {} is stopping", self.pid)));
+            return Err(ServingError::internal(format!(
+                "python worker {} is stopping",
+                self.pid
+            )));
         };
         let sent = write_frame(stdin, TAG_ARROW, request).await;
         let answer = match sent {
@@ -175,7 +193,10 @@ impl WorkerProcess {
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!(pid = self.pid, "python worker did not exit in time; killing it");
+                tracing::warn!(
+                    pid = self.pid,
+                    "python worker did not exit in time; killing it"
+                );
                 let _ = self.child.kill().await;
             }
         }
@@ -201,7 +222,11 @@ impl WorkerProcess {
             }
         };
         self.drain_stderr().await;
-        let tail = lock(&self.stderr_tail).iter().cloned().collect::<Vec<_>>().join("\n");
+        let tail = lock(&self.stderr_tail)
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         if tail.is_empty() {
             status
         } else {
@@ -231,5 +256,7 @@ async fn forward_stderr(stderr: ChildStderr, pid: u32, tail: Arc<Mutex<VecDeque<
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
