@@ -23,7 +23,11 @@ rows = np.array(body["data"], dtype=np.float32).reshape(body["shape"])
 expected = json.loads((anchor / "expected-b100.json").read_text())
 for name in ("rf", "lr"):
     model = joblib.load(anchor / name / "model.joblib")
-    onx = to_onnx(model, initial_types=[("input-0", FloatTensorType([None, rows.shape[1]]))])
+    onx = to_onnx(model, initial_types=[("input_0", FloatTensorType([None, rows.shape[1]]))])
+    # skl2onnx turns '-' into '_' in names; the anchor's bodies say 'input-0', so rename the graph input.
+    onx.graph.input[0].name = "input-0"
+    for node in onx.graph.node:
+        node.input[:] = ["input-0" if name == "input_0" else name for name in node.input]
     path = out / f"{name}.onnx"
     path.write_bytes(onx.SerializeToString())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
