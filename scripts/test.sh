@@ -75,11 +75,12 @@ step "cargo fmt" "run 'cargo fmt --all' and commit the result" \
   cargo fmt --all -- --check
 step "cargo clippy" "fix the warnings above (they are errors here)" \
   cargo clippy --workspace --all-targets -- -D warnings
+# The Python runtime's Rust tests need the venv (mlflow, scikit-learn) too.
+step "python venv" "could not create $VENV or install $REQUIREMENTS (is python3-venv installed? is PyPI reachable?)" \
+  ensure_venv
 step "cargo test" "see the failing tests above" \
   cargo test --workspace
 step "cargo build -p keel" "the server binary does not build" \
   cargo build -p keel
-step "python venv" "could not create $VENV or install $REQUIREMENTS (is python3-venv installed? is PyPI reachable?)" \
-  ensure_venv
 step "e2e (pytest tests/e2e)" "see the failures above; each failure shows the tail of the keel server log" \
   run_e2e "$@"
