@@ -1,0 +1,271 @@
+//! Drift report over raw record batches: per column Evidently's default test
+//! (or a chosen one), its score, threshold and verdict, and the dataset rule.
+
+use crate::drift::{self, ColumnKind, StatTest};
+use crate::MonitorError;
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Options of a report; the defaults are Evidently's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftOptions {
+    /// Share of drifted columns from which the dataset counts as drifted.
+    pub drift_share: f64,
+    /// Tests chosen per column instead of the default choice.
+    pub tests: BTreeMap<String, StatTest>,
+    /// Thresholds per column instead of the test's default.
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+impl Default for DriftOptions {
+    fn default() -> Self {
+        Self {
+            drift_share: 0.5,
+            tests: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDrift {
+    pub column: String,
+    pub kind: ColumnKind,
+    pub test: StatTest,
+    /// p-value for `ks`, `chisquare` and `z`; distance otherwise.
+    pub score: f64,
+    pub threshold: f64,
+    pub drifted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub columns: Vec<ColumnDrift>,
+    pub n_drifted: usize,
+    pub drifted_share: f64,
+    pub dataset_drifted: bool,
+}
+
+enum ColumnValues {
+    Numeric(Vec<f64>),
+    Categorical(BTreeMap<String, u64>),
+}
+
+impl DriftReport {
+    /// Tests every column of `reference` that `current` also has. Nulls,
+    /// NaN and infinities are dropped first, as Evidently does.
+    pub fn compute(
+        reference: &[RecordBatch],
+        current: &[RecordBatch],
+        options: &DriftOptions,
+    ) -> Result<DriftReport, MonitorError> {
+        let Some(first) = reference.first() else {
+            return Err(MonitorError::EmptySample {
+                test: "drift report",
+            });
+        };
+        let mut columns = Vec::new();
+        for field in first.schema().fields() {
+            let name = field.name();
+            let Some(reference_values) = column_values(reference, name)? else {
+                continue;
+            };
+            let Some(current_values) = column_values(current, name)? else {
+                continue;
+            };
+            columns.push(column_drift(
+                name,
+                reference_values,
+                current_values,
+                options,
+            )?);
+        }
+        let n_drifted = columns.iter().filter(|column| column.drifted).count();
+        let drifted_share = if columns.is_empty() {
+            0.0
+        } else {
+            n_drifted as f64 / columns.len() as f64
+        };
+        Ok(DriftReport {
+            dataset_drifted: drift::dataset_drifted(n_drifted, columns.len(), options.drift_share),
+            columns,
+            n_drifted,
+            drifted_share,
+        })
+    }
+
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+}
+
+fn column_values(
+    batches: &[RecordBatch],
+    name: &str,
+) -> Result<Option<ColumnValues>, MonitorError> {
+    let arrays: Vec<_> = batches
+        .iter()
+        .filter_map(|batch| batch.column_by_name(name).cloned())
+        .collect();
+    let Some(data_type) = arrays.first().map(|array| array.data_type().clone()) else {
+        return Ok(None);
+    };
+    if data_type.is_integer() || matches!(data_type, DataType::Float32 | DataType::Float64) {
+        let mut values = Vec::new();
+        for array in &arrays {
+            let floats = cast(array, &DataType::Float64)?;
+            let floats = floats.as_primitive::<Float64Type>();
+            values.extend(floats.iter().flatten().filter(|value| value.is_finite()));
+        }
+        return Ok(Some(ColumnValues::Numeric(values)));
+    }
+    let mut counts = BTreeMap::new();
+    for array in &arrays {
+        let strings = cast(array, &DataType::Utf8).map_err(|_| MonitorError::UnsupportedType {
+            column: name.to_owned(),
+            data_type: data_type.to_string(),
+        })?;
+        for value in strings.as_string::<i32>().iter().flatten() {
+            *counts.entry(value.to_owned()).or_insert(0u64) += 1;
+        }
+    }
+    Ok(Some(ColumnValues::Categorical(counts)))
+}
+
+/// Numeric values as categories, for the tests that count categories.
+fn numeric_counts(values: &[f64]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for value in values {
+        *counts.entry(format!("{:e}", value + 0.0)).or_insert(0u64) += 1;
+    }
+    counts
+}
+
+fn column_drift(
+    name: &str,
+    reference: ColumnValues,
+    current: ColumnValues,
+    options: &DriftOptions,
+) -> Result<ColumnDrift, MonitorError> {
+    let (kind, test, score) = match (reference, current) {
+        (ColumnValues::Numeric(reference), ColumnValues::Numeric(current)) => {
+            let mut combined = numeric_counts(&reference);
+            combined.extend(numeric_counts(&current));
+            let test = options.tests.get(name).copied().unwrap_or_else(|| {
+                drift::default_stat_test(ColumnKind::Numerical, reference.len(), combined.len())
+            });
+            let score = match test {
+                StatTest::Ks => drift::ks_2samp(&reference, &current)?.p_value,
+                StatTest::Wasserstein => drift::wasserstein_normed(&reference, &current)?,
+                StatTest::Jensenshannon => drift::jensen_shannon_numeric(&reference, &current)?,
+                StatTest::Psi => drift::psi_numeric(&reference, &current)?,
+                StatTest::Chisquare => {
+                    drift::chi_square(&numeric_counts(&reference), &numeric_counts(&current))?
+                        .p_value
+                }
+                StatTest::Z => {
+                    drift::z_test(&numeric_counts(&reference), &numeric_counts(&current))?.p_value
+                }
+            };
+            (ColumnKind::Numerical, test, score)
+        }
+        (ColumnValues::Categorical(reference), ColumnValues::Categorical(current)) => {
+            let n_reference: u64 = reference.values().sum();
+            let n_unique = reference
+                .keys()
+                .chain(current.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let test = options.tests.get(name).copied().unwrap_or_else(|| {
+                drift::default_stat_test(ColumnKind::Categorical, n_reference as usize, n_unique)
+            });
+            let score = match test {
+                StatTest::Chisquare => drift::chi_square(&reference, &current)?.p_value,
+                StatTest::Z => drift::z_test(&reference, &current)?.p_value,
+                StatTest::Jensenshannon => drift::jensen_shannon_categorical(&reference, &current)?,
+                StatTest::Psi => drift::psi_categorical(&reference, &current)?,
+                StatTest::Ks | StatTest::Wasserstein => {
+                    return Err(MonitorError::Unsupported {
+                        test: "ks and wasserstein",
+                        requirement: "a numeric column",
+                    })
+                }
+            };
+            (ColumnKind::Categorical, test, score)
+        }
+        _ => {
+            return Err(MonitorError::IncompatibleColumns {
+                column: name.to_owned(),
+                left: "one type in the reference",
+                right: "another in the current data",
+            })
+        }
+    };
+    let threshold = options
+        .thresholds
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| test.default_threshold());
+    Ok(ColumnDrift {
+        column: name.to_owned(),
+        kind,
+        test,
+        score,
+        threshold,
+        drifted: !score.is_nan() && test.drifted(score, threshold),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Float64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+
+    fn table(values: Vec<f64>, labels: Vec<&str>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("label", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(values)),
+            Arc::new(StringArray::from(labels)),
+        ];
+        RecordBatch::try_new(schema, columns).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn shifted_data_drifts_and_identical_data_does_not() {
+        let values: Vec<f64> = (0..200).map(|index| f64::from(index) / 10.0).collect();
+        let labels: Vec<&str> = (0..200).map(|index| ["a", "b", "c"][index % 3]).collect();
+        let reference = table(values.clone(), labels.clone());
+
+        let same = DriftReport::compute(
+            std::slice::from_ref(&reference),
+            std::slice::from_ref(&reference),
+            &DriftOptions::default(),
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(same.columns[0].test, StatTest::Ks);
+        assert_eq!(same.columns[1].test, StatTest::Chisquare);
+        assert!(!same.dataset_drifted, "{same:?}");
+
+        let shifted_values: Vec<f64> = values.iter().map(|value| value + 5.0).collect();
+        let shifted_labels: Vec<&str> = (0..200)
+            .map(|index| if index % 2 == 0 { "a" } else { "b" })
+            .collect();
+        let shifted = table(shifted_values, shifted_labels);
+        let report = DriftReport::compute(&[reference], &[shifted], &DriftOptions::default())
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(report.n_drifted, 2, "{report:?}");
+        assert!(report.dataset_drifted);
+        assert!(report
+            .to_json()
+            .is_ok_and(|json| json.contains("\"chisquare\"")));
+    }
+}
