@@ -87,3 +87,76 @@ def test_keel_sees_dvcs_work_as_clean_and_restores_it(repos):
     keel(by_dvc, "checkout", "--force")
     assert (by_dvc / "table.csv").read_text() == "x,y\n1,2\n"
     assert "up to date" in dvc(by_dvc, "status").stdout
+
+
+def tree(root: Path) -> dict:
+    """Every file under root (but .dvc/ and .git/), relative path → bytes."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not {".dvc", ".git"} & set(path.relative_to(root).parts)
+    }
+
+
+def commit_and_clone(repo: Path, clone: Path) -> Path:
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-q", "-m", "data")
+    run(repo.parent, "git", "clone", "-q", str(repo), str(clone))
+    return clone
+
+
+def test_keel_remote_add_writes_a_config_dvc_reads(repos, tmp_path):
+    by_keel, by_dvc = repos
+    keel(by_keel, "remote", "add", "-d", "storage", "../remote")
+    dvc(by_dvc, "remote", "add", "-d", "storage", "../remote")
+    assert (by_keel / ".dvc" / "config").read_bytes() == (by_dvc / ".dvc" / "config").read_bytes()
+    # dvc wraps long lines at the terminal's width; the words are the same.
+    assert dvc(by_keel, "remote", "list").stdout.split() == keel(by_keel, "remote", "list").stdout.split()
+    assert "storage" in dvc(by_keel, "remote", "list").stdout
+    assert dvc(by_keel, "remote", "default").stdout.strip() == "storage"
+    keel(by_keel, "remote", "add", "--local", "private", str(tmp_path / "private"))
+    assert "private" in dvc(by_keel, "remote", "list", "--local").stdout
+    keel(by_keel, "remote", "remove", "storage")
+    assert "storage" not in dvc(by_keel, "remote", "list").stdout
+
+
+def test_keel_push_then_dvc_pull_in_a_fresh_clone(repos, tmp_path):
+    by_keel, _ = repos
+    remote = tmp_path / "remote"
+    keel(by_keel, "remote", "add", "-d", "storage", str(remote))
+    assert "new:" in keel(by_keel, "status", "--cloud").stdout
+    assert "5 files pushed" in keel(by_keel, "push").stdout
+    assert keel(by_keel, "status", "--cloud").stdout == dvc(by_keel, "status", "-c").stdout
+    assert "in sync" in dvc(by_keel, "status", "-c").stdout
+    clone = commit_and_clone(by_keel, tmp_path / "clone-of-keel")
+    dvc(clone, "pull", "-q")
+    assert tree(clone) == tree(by_keel)
+    assert "up to date" in dvc(clone, "status").stdout
+
+
+def test_dvc_push_then_keel_pull_in_a_fresh_clone(repos, tmp_path):
+    _, by_dvc = repos
+    remote = tmp_path / "remote"
+    dvc(by_dvc, "remote", "add", "-q", "-d", "storage", str(remote))
+    dvc(by_dvc, "push", "-q")
+    clone = commit_and_clone(by_dvc, tmp_path / "clone-of-dvc")
+    cloud = keel(clone, "status", "--cloud").stdout
+    # dvc lists in set order; the lines are the same.
+    assert sorted(cloud.splitlines()) == sorted(dvc(clone, "status", "-c").stdout.splitlines())
+    assert "deleted:" in cloud
+    pulled = keel(clone, "pull")
+    assert "4 files fetched" in pulled.stdout, "the manifest came with status --cloud, as with dvc"
+    assert tree(clone) == tree(by_dvc)
+    assert "up to date" in dvc(clone, "status").stdout
+    assert "in sync" in keel(clone, "status", "--cloud").stdout
+
+
+def test_transfers_without_a_usable_remote_fail_with_one_clear_line(repos):
+    by_keel, _ = repos
+    no_remote = keel(by_keel, "push", check=False)
+    assert no_remote.returncode == 1
+    assert "keel data remote add -d NAME URL" in no_remote.stderr and "panicked" not in no_remote.stderr
+    keel(by_keel, "remote", "add", "-d", "cloud", "s3://bucket/path")
+    cloud = keel(by_keel, "pull", check=False)
+    assert cloud.returncode == 1
+    assert "only local directory remotes are supported so far" in cloud.stderr

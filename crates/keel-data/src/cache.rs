@@ -104,11 +104,11 @@ impl Cache {
 /// hashing, and DVC does not fsync either): every object is checked against its
 /// md5 whenever it is read, so one torn by a power cut is detected, never used,
 /// and a re-run of `add` writes it again. Small metadata files are synced.
-const NOT_SYNCED: bool = false;
+pub(crate) const NOT_SYNCED: bool = false;
 
 /// Streams `reader` into a temp file next to `destination`, hashing on the
 /// way; renames it into place only if the md5 matches.
-fn write_verified(
+pub(crate) fn write_verified(
     reader: &mut impl Read,
     source: &Path,
     destination: &Path,

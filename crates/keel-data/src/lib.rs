@@ -3,11 +3,14 @@
 //! state cache that spares re-hashing unchanged files.
 
 pub mod cache;
+pub mod config;
 pub mod dvcfile;
 pub mod hashing;
 pub mod manifest;
+pub mod remote;
 pub mod repo;
 pub mod state;
+pub mod transfer;
 mod yaml;
 
 use std::path::PathBuf;

@@ -56,6 +56,14 @@ pub struct CheckoutReport {
     pub refused: Vec<String>,
 }
 
+/// One output of a `.dvc` file, as transfers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedOutput {
+    /// The output's workspace path relative to the root, `/`-separated.
+    pub shown: String,
+    pub output: DvcOutput,
+}
+
 /// An opened repository.
 #[derive(Debug)]
 pub struct Repo {
@@ -301,6 +309,21 @@ impl Repo {
             .find(&output.md5)
             .is_none()
             .then_some(OutputStatus::NotInCache))
+    }
+
+    /// Every output of every `.dvc` file, in file order.
+    pub fn tracked_outputs(&self) -> Result<Vec<TrackedOutput>> {
+        let mut outputs = Vec::new();
+        for dvc_file in self.dvc_files()? {
+            for output in DvcFile::read(&dvc_file)?.outs {
+                let workspace = Self::workspace_path(&dvc_file, &output)?;
+                outputs.push(TrackedOutput {
+                    shown: display_relative(&self.root, &workspace),
+                    output,
+                });
+            }
+        }
+        Ok(outputs)
     }
 
     /// Compares the workspace with every `.dvc` file; empty when up to date.

@@ -136,6 +136,19 @@ fn column_values(
     Ok(Some(ColumnValues::Categorical(counts)))
 }
 
+/// Distinct values over both samples (-0.0 and 0.0 are one value), without
+/// formatting every value: sort the bit patterns and count the runs.
+fn distinct_numeric(reference: &[f64], current: &[f64]) -> usize {
+    let mut bits: Vec<u64> = reference
+        .iter()
+        .chain(current)
+        .map(|value| (value + 0.0).to_bits())
+        .collect();
+    bits.sort_unstable();
+    bits.dedup();
+    bits.len()
+}
+
 /// Numeric values as categories, for the tests that count categories.
 fn numeric_counts(values: &[f64]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
@@ -153,10 +166,12 @@ fn column_drift(
 ) -> Result<ColumnDrift, MonitorError> {
     let (kind, test, score) = match (reference, current) {
         (ColumnValues::Numeric(reference), ColumnValues::Numeric(current)) => {
-            let mut combined = numeric_counts(&reference);
-            combined.extend(numeric_counts(&current));
             let test = options.tests.get(name).copied().unwrap_or_else(|| {
-                drift::default_stat_test(ColumnKind::Numerical, reference.len(), combined.len())
+                drift::default_stat_test(
+                    ColumnKind::Numerical,
+                    reference.len(),
+                    distinct_numeric(&reference, &current),
+                )
             });
             let score = match test {
                 StatTest::Ks => drift::ks_2samp(&reference, &current)?.p_value,

@@ -25,6 +25,29 @@ pub enum Command {
     Serve(ServeFlags),
     /// Score a file with a model once, without a server, and print the outputs as JSON
     Predict(PredictFlags),
+    /// Data drift between a reference and a current dataset (Evidently's tests)
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// Test every column of CURRENT against REFERENCE (Parquet files) with Evidently's default
+    /// test for its type and size; the dataset drifts when the share of drifted columns reaches --drift-share
+    Drift {
+        /// Reference data (e.g. the training set), Parquet
+        #[arg(long)]
+        reference: PathBuf,
+        /// Current data (e.g. an inference log partition), Parquet
+        #[arg(long)]
+        current: PathBuf,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Share of drifted columns from which the dataset counts as drifted
+        #[arg(long, default_value_t = 0.5)]
+        drift_share: f64,
+    },
 }
 
 /// Where and how models are loaded; shared by `serve` and `predict`.
@@ -243,12 +266,81 @@ pub enum DataCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Show tracked data that differs from its .dvc file
-    Status,
+    /// Show tracked data that differs from its .dvc file (or, with --cloud, from the remote)
+    Status {
+        /// Compare the cache with the remote instead of the workspace with the cache
+        #[arg(long, short)]
+        cloud: bool,
+        /// Remote to compare with (default: the configured default remote)
+        #[arg(long, short)]
+        remote: Option<String>,
+    },
     /// Restore tracked data from the cache
     Checkout {
         /// Overwrite files that were modified in the workspace
         #[arg(long, short)]
         force: bool,
+    },
+    /// Configure data remotes in .dvc/config, as `dvc remote` does
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Upload tracked data from the cache to a remote
+    Push(TransferArgs),
+    /// Download tracked data from a remote into the cache
+    Fetch(TransferArgs),
+    /// Fetch tracked data from a remote, then check it out into the workspace
+    Pull {
+        #[command(flatten)]
+        transfer: TransferArgs,
+        /// Overwrite files that were modified in the workspace
+        #[arg(long, short)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Remote to use (default: the configured default remote)
+    #[arg(long, short)]
+    pub remote: Option<String>,
+    /// Parallel copies (default: the number of cores)
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote: a local directory (cloud URLs are stored but cannot be used yet)
+    Add {
+        name: String,
+        url: String,
+        /// Make it the default remote
+        #[arg(long, short)]
+        default: bool,
+        /// Write .dvc/config.local (not committed) instead of .dvc/config
+        #[arg(long)]
+        local: bool,
+        /// Overwrite a remote of the same name
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// List the configured remotes
+    List,
+    /// Show the default remote, or set it to NAME
+    Default {
+        name: Option<String>,
+        /// Remove the default
+        #[arg(long, conflicts_with = "name")]
+        unset: bool,
+        /// Write .dvc/config.local instead of .dvc/config
+        #[arg(long)]
+        local: bool,
+    },
+    /// Remove a remote
+    Remove {
+        name: String,
+        /// Remove it from .dvc/config.local instead of .dvc/config
+        #[arg(long)]
+        local: bool,
     },
 }

@@ -1,18 +1,23 @@
 //! `keel data`: DVC-compatible data versioning from the terminal — `init`,
-//! `add`, `status`, `checkout` — on the files `dvc` itself reads and writes,
-//! so a repository can be driven by either tool.
+//! `add`, `status`, `checkout`, `remote`, `push`, `fetch`, `pull` — on the
+//! files `dvc` itself reads and writes, so a repository can be driven by
+//! either tool.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use keel_data::remote::{ConfigLevel, RemoteConfig};
 use keel_data::repo::{Repo, StatusEntry, UP_TO_DATE_MESSAGE};
+use keel_data::transfer::{self, CloudStatusEntry, TransferOptions, TransferReport};
 
-use crate::cli::DataCommand;
+use crate::cli::{DataCommand, RemoteCommand, TransferArgs};
 
 pub fn run(command: DataCommand) -> Result<()> {
     let cwd = std::env::current_dir()?;
     let outcome = execute(&cwd, command)?;
+    eprint!("{}", outcome.warnings);
     print!("{}", outcome.output);
     if let Some(failure) = outcome.failure {
         bail!(failure);
@@ -24,6 +29,8 @@ pub fn run(command: DataCommand) -> Result<()> {
 #[derive(Debug, Default)]
 struct Outcome {
     output: String,
+    /// Printed on stderr before `output`.
+    warnings: String,
     failure: Option<String>,
 }
 
@@ -61,31 +68,207 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
                 )?;
             }
         }
-        DataCommand::Status => {
+        DataCommand::Status {
+            cloud: false,
+            remote: None,
+        } => {
             let repo = Repo::find(cwd)?;
             output = format_status(&repo.status()?);
         }
+        DataCommand::Status { cloud: false, .. } => {
+            bail!("--remote only applies with --cloud");
+        }
+        DataCommand::Status {
+            cloud: true,
+            remote,
+        } => {
+            let repo = Repo::find(cwd)?;
+            let remote = RemoteConfig::new(repo.root()).resolve(remote.as_deref())?;
+            output = format_cloud_status(&remote.name, &transfer::cloud_status(&repo, &remote)?);
+        }
         DataCommand::Checkout { force } => {
             let repo = Repo::find(cwd)?;
-            let report = repo.checkout(force)?;
-            for path in &report.restored {
-                writeln!(output, "{:<8}{path}", "M")?;
-            }
-            if !report.refused.is_empty() {
-                return Ok(Outcome {
-                    output,
-                    failure: Some(format!(
-                        "{} modified in the workspace; rerun with --force to overwrite with the tracked version",
-                        report.refused.join(", ")
-                    )),
-                });
-            }
+            return checkout(&repo, force, output, String::new());
+        }
+        DataCommand::Remote(remote_command) => {
+            let repo = Repo::find(cwd)?;
+            return run_remote(cwd, &repo, remote_command);
+        }
+        DataCommand::Push(args) => {
+            let repo = Repo::find(cwd)?;
+            let remote = RemoteConfig::new(repo.root()).resolve(args.remote.as_deref())?;
+            let report = transfer::push(&repo, &remote, transfer_options(&args))?;
+            writeln!(output, "{}", transfer_summary(&report, "pushed"))?;
+            return Ok(Outcome {
+                output,
+                warnings: missing_warning(&report),
+                failure: None,
+            });
+        }
+        DataCommand::Fetch(args) => {
+            let repo = Repo::find(cwd)?;
+            let remote = RemoteConfig::new(repo.root()).resolve(args.remote.as_deref())?;
+            let report = transfer::fetch(&repo, &remote, transfer_options(&args))?;
+            writeln!(output, "{}", transfer_summary(&report, "fetched"))?;
+            return Ok(Outcome {
+                output,
+                warnings: missing_warning(&report),
+                failure: None,
+            });
+        }
+        DataCommand::Pull { transfer, force } => {
+            let repo = Repo::find(cwd)?;
+            let remote = RemoteConfig::new(repo.root()).resolve(transfer.remote.as_deref())?;
+            let report = transfer::fetch(&repo, &remote, transfer_options(&transfer))?;
+            let summary = transfer_summary(&report, "fetched");
+            let mut outcome = checkout(&repo, force, output, missing_warning(&report))?;
+            writeln!(outcome.output, "{summary}")?;
+            return Ok(outcome);
         }
     }
     Ok(Outcome {
         output,
+        warnings: String::new(),
         failure: None,
     })
+}
+
+fn checkout(repo: &Repo, force: bool, mut output: String, warnings: String) -> Result<Outcome> {
+    let report = repo.checkout(force)?;
+    for path in &report.restored {
+        writeln!(output, "{:<8}{path}", "M")?;
+    }
+    let failure = (!report.refused.is_empty()).then(|| {
+        format!(
+            "{} modified in the workspace; rerun with --force to overwrite with the tracked version",
+            report.refused.join(", ")
+        )
+    });
+    Ok(Outcome {
+        output,
+        warnings,
+        failure,
+    })
+}
+
+fn run_remote(cwd: &Path, repo: &Repo, command: RemoteCommand) -> Result<Outcome> {
+    let config = RemoteConfig::new(repo.root());
+    let level = |local: bool| {
+        if local {
+            ConfigLevel::Local
+        } else {
+            ConfigLevel::Project
+        }
+    };
+    let mut output = String::new();
+    match command {
+        RemoteCommand::Add {
+            name,
+            url,
+            default,
+            local,
+            force,
+        } => {
+            let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+            config.add(&cwd, &name, &url, level(local), default, force)?;
+            if default {
+                writeln!(output, "Setting '{name}' as a default remote.")?;
+            }
+        }
+        RemoteCommand::List => {
+            for entry in config.list()? {
+                let mut line = format!("{}\t{}", entry.name, entry.url);
+                if entry.is_default {
+                    line.push_str("\t(default)");
+                }
+                writeln!(output, "{}", expand_tabs(&line))?;
+            }
+        }
+        RemoteCommand::Default {
+            name: None,
+            unset: false,
+            ..
+        } => match config.default_name()? {
+            Some(name) => writeln!(output, "{name}")?,
+            None => bail!("no default remote set"),
+        },
+        RemoteCommand::Default {
+            name: None,
+            unset: true,
+            local,
+        } => config.unset_default(level(local))?,
+        RemoteCommand::Default {
+            name: Some(name),
+            local,
+            ..
+        } => config.set_default(&name, level(local))?,
+        RemoteCommand::Remove { name, local } => config.remove(&name, level(local))?,
+    }
+    Ok(Outcome {
+        output,
+        warnings: String::new(),
+        failure: None,
+    })
+}
+
+fn transfer_options(args: &TransferArgs) -> TransferOptions {
+    TransferOptions {
+        n_jobs: args.jobs,
+        show_progress: std::io::stderr().is_terminal(),
+    }
+}
+
+/// As DVC words it: `1 file pushed`, `3 files fetched`, or nothing to do.
+fn transfer_summary(report: &TransferReport, verb: &str) -> String {
+    match report.n_transferred {
+        0 => "Everything is up to date.".to_owned(),
+        1 => format!("1 file {verb}"),
+        n_files => format!("{n_files} files {verb}"),
+    }
+}
+
+/// DVC's warning for objects in neither the cache nor the remote.
+fn missing_warning(report: &TransferReport) -> String {
+    if report.missing.is_empty() {
+        return String::new();
+    }
+    let mut warning = String::from(
+        "WARNING: Some of the cache files do not exist neither locally nor on remote. Missing cache files:\n",
+    );
+    for oid in &report.missing {
+        warning.push_str(&format!("md5: {oid}\n"));
+    }
+    warning
+}
+
+/// Tabs expanded to every eighth column, as DVC's `remote list` prints them.
+fn expand_tabs(line: &str) -> String {
+    let mut expanded = String::new();
+    let mut column = 0;
+    for character in line.chars() {
+        if character == '\t' {
+            let n_spaces = 8 - column % 8;
+            expanded.push_str(&" ".repeat(n_spaces));
+            column += n_spaces;
+        } else {
+            expanded.push(character);
+            column += 1;
+        }
+    }
+    expanded
+}
+
+/// As `dvc status --cloud` prints it.
+fn format_cloud_status(remote_name: &str, entries: &[CloudStatusEntry]) -> String {
+    if entries.is_empty() {
+        return format!("Cache and remote '{remote_name}' are in sync.\n");
+    }
+    let mut output = String::new();
+    for entry in entries {
+        let label = format!("{}:", entry.status.as_str());
+        output.push_str(&format!("\t{label:<20}{}\n", entry.name));
+    }
+    output
 }
 
 fn relative_to(path: &Path, base: &Path) -> String {
@@ -139,13 +322,27 @@ mod tests {
         assert!(root.join("data.csv.dvc").is_file());
         assert!(root.join("images.dvc").is_file());
         assert_eq!(
-            run_in(root, DataCommand::Status).output,
+            run_in(
+                root,
+                DataCommand::Status {
+                    cloud: false,
+                    remote: None
+                }
+            )
+            .output,
             "Data and pipelines are up to date.\n"
         );
 
         std::fs::write(root.join("data.csv"), "a,b\n3,4\n").expect("write");
         assert_eq!(
-            run_in(root, DataCommand::Status).output,
+            run_in(
+                root,
+                DataCommand::Status {
+                    cloud: false,
+                    remote: None
+                }
+            )
+            .output,
             "data.csv.dvc:\n\tchanged outs:\n\t\tmodified:           data.csv\n"
         );
 
@@ -162,7 +359,14 @@ mod tests {
             "a,b\n1,2\n"
         );
         assert_eq!(
-            run_in(root, DataCommand::Status).output,
+            run_in(
+                root,
+                DataCommand::Status {
+                    cloud: false,
+                    remote: None
+                }
+            )
+            .output,
             "Data and pipelines are up to date.\n"
         );
     }
@@ -170,7 +374,14 @@ mod tests {
     #[test]
     fn commands_outside_a_repository_fail_with_a_hint() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let error = execute(dir.path(), DataCommand::Status).expect_err("no repo");
+        let error = execute(
+            dir.path(),
+            DataCommand::Status {
+                cloud: false,
+                remote: None,
+            },
+        )
+        .expect_err("no repo");
         assert!(error.to_string().contains("keel data init"), "{error}");
     }
 

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod data_cmd;
 mod models_cmd;
+mod monitor_cmd;
 mod serve_cmd;
 mod server_cmd;
 
@@ -18,6 +19,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Data(command) => data_cmd::run(command),
         cli::Command::Serve(flags) => serve_cmd::run(flags),
         cli::Command::Predict(flags) => serve_cmd::predict(flags),
+        cli::Command::Monitor(command) => monitor_cmd::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,63 @@
+"""`keel monitor drift` on Parquet files: Evidently's default tests, numbers equal to scipy's."""
+
+import json
+import subprocess
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import stats
+
+from conftest import keel_bin
+
+
+def _write(path, columns):
+    pq.write_table(pa.table(columns), path)
+
+
+def test_drift_report_matches_scipy(tmp_path):
+    rng = np.random.default_rng(7)
+    n_large, n_small = 5000, 300
+    reference = {
+        "stable": rng.normal(0, 1, n_large),
+        "shifted": rng.normal(0, 1, n_large),
+        "city": rng.choice(["a", "b", "c"], n_large, p=[0.5, 0.3, 0.2]),
+    }
+    current = {
+        "stable": rng.normal(0, 1, n_large),
+        "shifted": rng.normal(0.8, 1, n_large),
+        "city": rng.choice(["a", "b", "c"], n_large, p=[0.2, 0.3, 0.5]),
+    }
+    _write(tmp_path / "ref.parquet", reference)
+    _write(tmp_path / "cur.parquet", current)
+    out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / "ref.parquet"),
+                          "--current", str(tmp_path / "cur.parquet"), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    by_column = {column["column"]: column for column in report["columns"]}
+    for name in ("stable", "shifted"):
+        expected = stats.wasserstein_distance(reference[name], current[name]) / np.std(reference[name])
+        assert by_column[name]["test"] == "wasserstein"
+        assert abs(by_column[name]["score"] - expected) < 1e-6
+    assert by_column["stable"]["drifted"] is False and by_column["shifted"]["drifted"] is True
+    assert by_column["city"]["test"] == "jensenshannon" and by_column["city"]["drifted"] is True
+    assert report["n_drifted"] == 2 and report["dataset_drifted"] is True
+
+    # A small reference takes the exact Kolmogorov-Smirnov test, as Evidently does.
+    _write(tmp_path / "ref_small.parquet", {"x": reference["shifted"][:n_small]})
+    _write(tmp_path / "cur_small.parquet", {"x": current["shifted"][:n_small]})
+    out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / "ref_small.parquet"),
+                          "--current", str(tmp_path / "cur_small.parquet"), "--json"], capture_output=True, text=True)
+    column = json.loads(out.stdout)["columns"][0]
+    assert column["test"] == "ks"
+    expected = stats.ks_2samp(reference["shifted"][:n_small], current["shifted"][:n_small]).pvalue
+    assert abs(column["score"] - expected) <= max(1e-6 * expected, 1e-300)
+
+
+def test_drift_of_missing_or_bad_files_is_one_clear_error(tmp_path):
+    (tmp_path / "not.parquet").write_text("hello")
+    for reference in (tmp_path / "missing.parquet", tmp_path / "not.parquet"):
+        out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(reference),
+                              "--current", str(reference)], capture_output=True, text=True)
+        assert out.returncode != 0
+        assert out.stderr.startswith("error: ") and "panicked" not in out.stderr, out.stderr
