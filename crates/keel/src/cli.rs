@@ -18,7 +18,7 @@ pub enum Command {
     Server(ServerFlags),
     /// Browse and manage a server's model registry: list, show, aliases, download, lineage
     Models(ModelsArgs),
-    /// Version data with DVC's on-disk formats: init, add, status, checkout
+    /// Version data with DVC's on-disk formats: init, add, status, checkout, remotes, push, pull
     #[command(subcommand)]
     Data(DataCommand),
     /// Serve models over the Open Inference Protocol (REST and gRPC)
