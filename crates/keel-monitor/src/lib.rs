@@ -35,6 +35,8 @@ pub enum MonitorError {
         test: &'static str,
         requirement: &'static str,
     },
+    #[error("a worker testing columns failed unexpectedly (a bug; please report it)")]
+    WorkerPanicked,
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

@@ -68,21 +68,54 @@ impl DriftReport {
                 test: "drift report",
             });
         };
+        let schema = first.schema();
+        let names: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        // Columns are independent: test them on every core, keep the schema's order.
+        let per_column: Vec<Result<Option<ColumnDrift>, MonitorError>> =
+            std::thread::scope(|scope| {
+                let workers = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(names.len().max(1));
+                let chunk = names.len().div_ceil(workers).max(1);
+                let handles: Vec<_> = names
+                    .chunks(chunk)
+                    .map(|chunk_names| {
+                        scope.spawn(move || {
+                            chunk_names
+                                .iter()
+                                .map(|name| {
+                                    let Some(reference_values) = column_values(reference, name)?
+                                    else {
+                                        return Ok(None);
+                                    };
+                                    let Some(current_values) = column_values(current, name)? else {
+                                        return Ok(None);
+                                    };
+                                    column_drift(name, reference_values, current_values, options)
+                                        .map(Some)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|handle| {
+                        handle
+                            .join()
+                            .unwrap_or_else(|_| vec![Err(MonitorError::WorkerPanicked)])
+                    })
+                    .collect()
+            });
         let mut columns = Vec::new();
-        for field in first.schema().fields() {
-            let name = field.name();
-            let Some(reference_values) = column_values(reference, name)? else {
-                continue;
-            };
-            let Some(current_values) = column_values(current, name)? else {
-                continue;
-            };
-            columns.push(column_drift(
-                name,
-                reference_values,
-                current_values,
-                options,
-            )?);
+        for column in per_column {
+            if let Some(column) = column? {
+                columns.push(column);
+            }
         }
         let n_drifted = columns.iter().filter(|column| column.drifted).count();
         let drifted_share = if columns.is_empty() {

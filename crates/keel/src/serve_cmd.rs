@@ -179,7 +179,7 @@ async fn serve(
         let _ = rest_stop.wait_for(|stopped| *stopped).await;
     });
     let signal = tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::server_cmd::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     rest.await.context("the REST server failed")?;
@@ -235,27 +235,6 @@ fn traffic_splits(flags: &ServeFlags) -> Result<BTreeMap<String, TrafficSplit>> 
         splits.entry(name).or_default().shadow = Some(source);
     }
     Ok(splits)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }
 
 pub fn predict(flags: PredictFlags) -> Result<()> {
