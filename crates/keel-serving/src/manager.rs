@@ -232,6 +232,16 @@ impl ModelManager {
             .collect())
     }
 
+    /// Unloads every model and shuts its runtimes down (server shutdown).
+    pub async fn shutdown_all(&self) {
+        let names: Vec<String> = read(&self.inner.models).keys().cloned().collect();
+        for name in names {
+            for runtime in self.unload(&name).unwrap_or_default() {
+                runtime.shutdown().await;
+            }
+        }
+    }
+
     /// Every model and version held, for the repository extension's index.
     pub fn index(&self) -> Vec<RepositoryEntry> {
         let models = read(&self.inner.models);

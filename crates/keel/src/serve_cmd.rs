@@ -190,13 +190,7 @@ async fn serve(
         Ok(Err(err)) => tracing::warn!(error = %err, "the gRPC server failed"),
         Err(err) => tracing::warn!(error = %err, "the gRPC task failed"),
     }
-    for entry in manager.index() {
-        if let Ok(runtimes) = manager.unload(&entry.name) {
-            for runtime in runtimes {
-                runtime.shutdown().await;
-            }
-        }
-    }
+    manager.shutdown_all().await;
     if let Some(logger) = logger {
         logger.shutdown().await;
         if logger.dropped() > 0 {
@@ -265,13 +259,7 @@ pub fn predict(flags: PredictFlags) -> Result<()> {
         let encoded = oip::wire::encode_response(&response, &outputs, &parameters)
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         println!("{}", String::from_utf8_lossy(&encoded.body));
-        for entry in manager.index() {
-            if let Ok(runtimes) = manager.unload(&entry.name) {
-                for runtime in runtimes {
-                    runtime.shutdown().await;
-                }
-            }
-        }
+        manager.shutdown_all().await;
         Ok(())
     })
 }
