@@ -425,14 +425,11 @@ def test_canary_and_shadow_split_traffic(onnx_models, tmp_path):
             versions[version] = versions.get(version, 0) + 1
         assert set(versions) == {"1", "rfr"}, versions
         assert 20 <= versions["rfr"] <= 110, versions
-        # The shadow answers only when asked by version; it saw a copy of every request.
+        # The shadow never answered a routed request (checked above). That it ran a copy of each is
+        # not visible from outside (shadow calls skip the per-version metrics); the manager's unit
+        # test `canary_takes_its_share_and_shadow_sees_every_request` counts them. Here: it is
+        # loaded and answers when named.
         assert requests.post(f"{server.url}/v2/models/m/versions/rf/infer", json=body).status_code == 200
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            metrics = requests.get(f"{server.url}/metrics").text
-            if 'keel_inference_batch_size_count{model="m",version="rf"}' in metrics:
-                break
-            time.sleep(0.1)
         index = {entry.get("version") for entry in requests.post(f"{server.url}/v2/repository/index").json()}
         assert {"1", "rfr", "rf"} <= index
     finally:
