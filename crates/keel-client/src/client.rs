@@ -255,6 +255,25 @@ impl Client {
         Ok(())
     }
 
+    // ------------------------------------------------------------ runs
+
+    /// Logs a dataset (MLflow's `Dataset` fields: name, digest, source_type,
+    /// source, schema, profile) as a training input of a run.
+    pub fn log_dataset_input(&self, run_id: &str, dataset: serde_json::Value) -> Result<()> {
+        let request = self
+            .agent
+            .post(&self.url("/api/2.0/mlflow/runs/log-inputs"));
+        let body = json!({
+            "run_id": run_id,
+            "datasets": [{
+                "tags": [{"key": "mlflow.data.context", "value": "training"}],
+                "dataset": dataset,
+            }],
+        });
+        self.json::<serde_json::Value>(request, Some(body))?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------ lineage
 
     /// Keel's lineage document of one version (not available on MLflow's own server).

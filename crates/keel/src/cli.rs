@@ -28,6 +28,91 @@ pub enum Command {
     /// Data drift between a reference and a current dataset (Evidently's tests)
     #[command(subcommand)]
     Monitor(MonitorCommand),
+    /// Feature store with Feast's data model: plan, apply, get-historical, materialize, serve
+    Features(FeaturesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// The feature repository (the directory holding feature_store.yaml)
+    #[arg(
+        long,
+        short = 'r',
+        global = true,
+        env = "KEEL_FEATURE_REPO",
+        default_value = "."
+    )]
+    pub repo: PathBuf,
+    #[command(subcommand)]
+    pub command: FeaturesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Create a feature repository: feature_store.yaml and an example definitions file
+    Init {
+        /// Project name [default: the directory's name]
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Show what `apply` would change in the registry
+    Plan,
+    /// Validate the definitions (*.yaml) and store them in the registry
+    Apply,
+    /// List registered objects: entities, sources, feature-views, feature-services
+    List {
+        #[arg(default_value = "feature-views")]
+        kind: String,
+    },
+    /// Show one registered feature view, entity, source or feature service as YAML
+    Describe { name: String },
+    /// Remove the project's registry entries and online rows
+    Teardown,
+    /// Point-in-time correct training data for an entity table
+    GetHistorical {
+        /// Entity rows (Parquet or CSV) with the join keys and an event_timestamp column
+        #[arg(long)]
+        entities: PathBuf,
+        /// Features as VIEW:FEATURE, comma-separated
+        #[arg(long, value_delimiter = ',', conflicts_with = "service")]
+        features: Vec<String>,
+        /// A feature service instead of --features
+        #[arg(long)]
+        service: Option<String>,
+        /// Name features VIEW__FEATURE
+        #[arg(long)]
+        full_feature_names: bool,
+        /// Output Parquet file
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Log the training set as an input of this tracking run
+        #[arg(long)]
+        log_to_run: Option<String>,
+        /// Tracking server for --log-to-run [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+        #[arg(long)]
+        tracking_uri: Option<String>,
+    },
+    /// Load the latest values of [START, END) into the online store
+    Materialize {
+        start: String,
+        end: String,
+        /// Only these feature views (repeatable)
+        #[arg(long = "view", short = 'v')]
+        views: Vec<String>,
+    },
+    /// Load each view from where its last materialization ended up to END
+    MaterializeIncremental {
+        end: String,
+        #[arg(long = "view", short = 'v')]
+        views: Vec<String>,
+    },
+    /// Serve features over Feast's HTTP API
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, short = 'p', default_value_t = 6566)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +274,11 @@ pub struct ServerFlags {
     /// Largest JSON request body in bytes (artifact uploads are streamed and exempt) [default: 33554432]
     #[arg(long, env = "KEEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
+
+    /// Feature repository (with feature_store.yaml) whose feature server, Feast's HTTP API,
+    /// is mounted under /features
+    #[arg(long, env = "KEEL_FEATURE_REPO")]
+    pub feature_repo: Option<PathBuf>,
 
     /// Optional TOML config file with the same keys as the flags (snake_case)
     #[arg(long, env = "KEEL_CONFIG")]

@@ -20,6 +20,7 @@ struct FileConfig {
     cors_allowed_origins: Option<Vec<String>>,
     webhook_allowed_destinations: Option<Vec<String>>,
     max_request_bytes: Option<usize>,
+    feature_repo: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct ServerConfig {
     pub cors_allowed_origins: Vec<String>,
     pub webhook_allowed_destinations: Vec<String>,
     pub max_request_bytes: usize,
+    /// A feature repository whose feature server is mounted under `/features`.
+    pub feature_repo: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -86,7 +89,12 @@ impl ServerConfig {
             .max_request_bytes
             .or(file.max_request_bytes)
             .unwrap_or(32 * 1024 * 1024);
+        let feature_repo = flags
+            .feature_repo
+            .or(file.feature_repo.map(PathBuf::from))
+            .map(|p| absolute(&p, &cwd));
         Ok(ServerConfig {
+            feature_repo,
             host,
             port,
             sqlite_path,

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod data_cmd;
+mod features_cmd;
 mod models_cmd;
 mod monitor_cmd;
 mod serve_cmd;
@@ -20,6 +21,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(flags) => serve_cmd::run(flags),
         cli::Command::Predict(flags) => serve_cmd::predict(flags),
         cli::Command::Monitor(command) => monitor_cmd::run(command),
+        cli::Command::Features(args) => features_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

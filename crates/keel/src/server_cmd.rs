@@ -58,7 +58,16 @@ async fn serve(config: ServerConfig) -> Result<()> {
         cors_allowed_origins: config.cors_allowed_origins.clone(),
         max_json_body_bytes: config.max_request_bytes,
     };
-    let app = keel_server::app(state, &options);
+    let mut app = keel_server::app(state, &options);
+    if let Some(repo) = &config.feature_repo {
+        let features = keel_features::store::FeatureStore::open(repo)
+            .await
+            .map_err(|e| anyhow::anyhow!("feature repository {}: {e}", repo.display()))?;
+        app = app.nest(
+            "/features",
+            keel_features::server::routes(Arc::new(features)),
+        );
+    }
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -81,6 +90,12 @@ async fn serve(config: ServerConfig) -> Result<()> {
     );
     println!("  metadata:  sqlite://{}", config.sqlite_path.display());
     println!("  artifacts: {}", config.artifacts_destination.display());
+    if let Some(repo) = &config.feature_repo {
+        println!(
+            "  features:  {} (Feast's HTTP API under /features)",
+            repo.display()
+        );
+    }
     println!("  allowed hosts: {}", config.allowed_hosts.join(", "));
     if !config.webhook_allowed_destinations.is_empty() {
         println!(
