@@ -67,8 +67,8 @@ impl Location {
                     .await
                     .unwrap_or_else(|error| {
                         panic!(
-                            "the Redis conformance checks need a running Redis at {url} \
-                             (set KEEL_TEST_REDIS_URL to point elsewhere): {error}"
+                            "the Redis conformance checks need a running Redis, at \
+                             KEEL_TEST_REDIS_URL or else {DEFAULT_REDIS_URL}: {error}"
                         )
                     });
                 assert_eq!(store.kind(), "redis");

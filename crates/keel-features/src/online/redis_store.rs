@@ -26,10 +26,14 @@ local function compare(a, b)
     if #a ~= #b then
         return (#a < #b and -1 or 1) * sign
     end
-    if a == b then
-        return 0
+    -- Byte by byte: `a < b` on strings follows the server's locale.
+    for i = 1, #a do
+        local a_byte, b_byte = a:byte(i), b:byte(i)
+        if a_byte ~= b_byte then
+            return (a_byte < b_byte and -1 or 1) * sign
+        end
     end
-    return (a < b and -1 or 1) * sign
+    return 0
 end
 local stored = redis.call('HGET', KEYS[1], 'ts')
 if stored and compare(stored, ARGV[1]) > 0 then
@@ -69,8 +73,9 @@ impl RedisOnlineStore {
     pub async fn connect(url: &str, project: &str) -> Result<Self> {
         let unreachable = |error: RedisError| {
             FeatureError::Online(format!(
-                "cannot use Redis at {url}: {error}; the redis online store needs a reachable \
-                 Redis server (check the connection string and that the server is running)"
+                "cannot use Redis at {}: {error}; the redis online store needs a reachable \
+                 Redis server (check the connection string and that the server is running)",
+                without_password(url)
             ))
         };
         let client = Client::open(url).map_err(unreachable)?;
@@ -249,6 +254,25 @@ fn redis_error(error: RedisError) -> FeatureError {
         }
     }
     FeatureError::from(error)
+}
+
+/// `url` with any credentials masked, for messages that end up in logs.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + "://".len();
+    let authority_end = url[authority_start..]
+        .find('/')
+        .map_or(url.len(), |slash| authority_start + slash);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        ),
+        None => url.to_owned(),
+    }
 }
 
 /// The hash key of one entity: the view's prefix, then the key's raw bytes.

@@ -69,6 +69,8 @@ impl SqliteOnlineStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
+            // A large read's rows flow from sqlx's worker thread without it
+            // stalling every 50 rows (the default) for the reader to catch up.
             .row_buffer_size(4096);
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
