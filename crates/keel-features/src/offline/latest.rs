@@ -10,7 +10,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use super::gather::{available_threads, gather};
 use super::keys::KeyTable;
-use super::source::{to_micros, Source};
+use super::source::Source;
+use super::timestamps::to_micros;
 use super::{cast_feature, resolve_view, ReadOptions, ViewQuery};
 use crate::Result;
 

@@ -12,6 +12,7 @@ mod keys;
 mod latest;
 mod pit;
 mod source;
+mod timestamps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -24,7 +25,8 @@ use arrow::util::display::FormatOptions;
 
 use self::gather::{available_threads, run_parallel};
 use self::pit::EntityIndex;
-use self::source::{is_timestamp_type, to_micros, Source};
+use self::source::Source;
+use self::timestamps::{is_timestamp_type, to_micros};
 use crate::{FeatureError, Result};
 
 /// Rows per batch read from a source, unless [`ReadOptions`] says otherwise.

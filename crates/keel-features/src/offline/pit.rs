@@ -15,7 +15,8 @@ use arrow::datatypes::DataType;
 
 use super::gather::{gather, run_parallel};
 use super::keys::{EncodedKeys, KeyTable};
-use super::source::{to_micros, Source};
+use super::source::Source;
+use super::timestamps::to_micros;
 use super::{cast_feature, resolve_view, ReadOptions, ViewQuery};
 use crate::{FeatureError, Result};
 
