@@ -119,6 +119,19 @@ feature_views:
     source: daily_source
     schema:
       - {name: rating, dtype: Float64}
+request_sources:
+  - name: trip_request
+    schema:
+      - {name: val_to_add, dtype: Int64}
+on_demand_feature_views:
+  - name: conv_adjusted
+    sources: [driver_stats, trip_request]
+    schema:
+      - {name: conv_plus_val, dtype: Float64}
+      - {name: busy, dtype: String}
+    expressions:
+      conv_plus_val: "conv_rate + val_to_add"
+      busy: "CASE WHEN trips > 50 THEN 'busy' ELSE 'calm' END"
 feature_services:
   - name: driver_activity
     features:
@@ -412,3 +425,39 @@ def test_keel_server_mounts_the_feature_server(repo, tmp_path):
         assert response.json()["metadata"]["feature_names"] == ["driver_id", "rating"]
     finally:
         server.stop()
+
+
+def test_on_demand_features_offline_and_online(repo, tmp_path):
+    entities = pd.read_parquet(repo / "data" / "entities.parquet")
+    entities["val_to_add"] = np.arange(len(entities), dtype="int64") % 7
+    entities.to_parquet(tmp_path / "e.parquet", index=False)
+    keel_features(repo, "get-historical", "--entities", str(tmp_path / "e.parquet"), "--features",
+                  "driver_stats:conv_rate,driver_stats:trips,conv_adjusted:conv_plus_val,conv_adjusted:busy",
+                  "-o", str(tmp_path / "o.parquet"))
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    conv = got["conv_rate"].astype("float64")  # computed from the Float32 value, widened
+    want = conv + got["val_to_add"]
+    assert (got["conv_plus_val"].isna() == conv.isna()).all()
+    np.testing.assert_allclose(got["conv_plus_val"][conv.notna()], want[conv.notna()], rtol=0, atol=1e-12)
+    # SQL: a NULL condition is not true, so rows without trips are 'calm'
+    busy = np.where(got["trips"].fillna(0) > 50, "busy", "calm")
+    assert (got["busy"].to_numpy() == busy).all()
+
+
+
+def test_on_demand_features_need_their_request_data(repo):
+    with FeatureServer(repo) as server:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        server.post("/push", {"push_source_name": "stats_push", "df": {
+            "driver_id": [7], "event_timestamp": [now.isoformat()], "conv_rate": [0.25], "trips": [70]}})
+        response = server.post("/get-online-features", {
+            "features": ["conv_adjusted:conv_plus_val", "conv_adjusted:busy", "driver_stats:trips"],
+            "entities": {"driver_id": [7, 9999], "val_to_add": [10, 1]}})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["metadata"]["feature_names"] == ["driver_id", "val_to_add", "conv_plus_val", "busy", "trips"]
+        assert body["results"][2]["values"] == [10.25, None]
+        assert body["results"][3]["values"] == ["busy", "calm"]
+        missing = server.post("/get-online-features", {
+            "features": ["conv_adjusted:conv_plus_val"], "entities": {"driver_id": [7]}})
+        assert missing.status_code == 400 and "val_to_add" in missing.json()["detail"], missing.text

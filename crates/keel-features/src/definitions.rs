@@ -135,6 +135,38 @@ impl FeatureView {
     }
 }
 
+/// Request data an on-demand view reads: values that arrive with the
+/// request (online: in `entities`; historical: columns of the entity table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSource {
+    pub name: String,
+    pub schema: Vec<Field>,
+}
+
+/// Features computed at request time from other views' features and request
+/// data, each by a SQL expression (`crate::expr`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandFeatureView {
+    pub name: String,
+    /// Feature views and request sources whose columns the expressions read.
+    pub sources: Vec<String>,
+    pub schema: Vec<Field>,
+    /// Output feature -> SQL expression over the sources' columns.
+    pub expressions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl OnDemandFeatureView {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.schema.iter().find(|f| f.name == name)
+    }
+}
+
 /// One entry of a feature service: a whole view, `view:feature`, or
 /// `{view: [features]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,14 +201,20 @@ struct DefinitionsFile {
     feature_views: Vec<FeatureView>,
     #[serde(default)]
     feature_services: Vec<FeatureService>,
+    #[serde(default)]
+    request_sources: Vec<RequestSource>,
+    #[serde(default)]
+    on_demand_feature_views: Vec<OnDemandFeatureView>,
 }
 
-const SECTIONS: [&str; 5] = [
+const SECTIONS: [&str; 7] = [
     "entities",
     "sources",
     "push_sources",
     "feature_views",
     "feature_services",
+    "request_sources",
+    "on_demand_feature_views",
 ];
 
 /// Everything a repository defines, by name.
@@ -187,6 +225,8 @@ pub struct Definitions {
     pub push_sources: BTreeMap<String, PushSource>,
     pub feature_views: BTreeMap<String, FeatureView>,
     pub feature_services: BTreeMap<String, FeatureService>,
+    pub request_sources: BTreeMap<String, RequestSource>,
+    pub on_demand_feature_views: BTreeMap<String, OnDemandFeatureView>,
 }
 
 /// A resolved feature reference: view and feature name.
@@ -296,6 +336,20 @@ impl Definitions {
             file.feature_services,
             |s| &s.name,
         )?;
+        insert(
+            &mut self.request_sources,
+            "request source",
+            origin,
+            file.request_sources,
+            |s| &s.name,
+        )?;
+        insert(
+            &mut self.on_demand_feature_views,
+            "on-demand feature view",
+            origin,
+            file.on_demand_feature_views,
+            |v| &v.name,
+        )?;
         Ok(())
     }
 
@@ -380,6 +434,25 @@ impl Definitions {
                 return invalid(format!("feature view `{}`: ttl is negative", view.name));
             }
         }
+        for request in self.request_sources.values() {
+            check_name("request source", &request.name)?;
+            if request.schema.is_empty() {
+                return invalid(format!(
+                    "request source `{}` has an empty schema",
+                    request.name
+                ));
+            }
+        }
+        for odfv in self.on_demand_feature_views.values() {
+            check_name("on-demand feature view", &odfv.name)?;
+            if self.feature_views.contains_key(&odfv.name) {
+                return invalid(format!(
+                    "`{}` names both a feature view and an on-demand feature view",
+                    odfv.name
+                ));
+            }
+            self.on_demand_expressions(odfv)?;
+        }
         for service in self.feature_services.values() {
             check_name("feature service", &service.name)?;
             self.service_features(service)?;
@@ -409,11 +482,17 @@ impl Definitions {
         refs.iter()
             .map(|text| {
                 let reference = FeatureRef::parse(text.as_ref())?;
-                let view = self.view(&reference.view)?;
-                if view.field(&reference.feature).is_none() {
+                let has_feature = match self.on_demand_feature_views.get(&reference.view) {
+                    Some(odfv) => odfv.field(&reference.feature).is_some(),
+                    None => self
+                        .view(&reference.view)?
+                        .field(&reference.feature)
+                        .is_some(),
+                };
+                if !has_feature {
                     return Err(FeatureError::not_found(format!(
                         "feature view `{}` has no feature `{}`",
-                        view.name, reference.feature
+                        reference.view, reference.feature
                     )));
                 }
                 Ok(reference)
@@ -425,14 +504,22 @@ impl Definitions {
     pub fn service_features(&self, service: &FeatureService) -> Result<Vec<FeatureRef>> {
         let mut refs = Vec::new();
         let whole_view = |name: &str, refs: &mut Vec<FeatureRef>| -> Result<()> {
-            let view = self.view(name).map_err(|_| {
-                FeatureError::invalid(format!(
-                    "feature service `{}`: feature view `{name}` is not defined",
-                    service.name
-                ))
-            })?;
-            refs.extend(view.schema.iter().map(|f| FeatureRef {
-                view: view.name.clone(),
+            let schema = match self.on_demand_feature_views.get(name) {
+                Some(odfv) => &odfv.schema,
+                None => {
+                    &self
+                        .view(name)
+                        .map_err(|_| {
+                            FeatureError::invalid(format!(
+                                "feature service `{}`: feature view `{name}` is not defined",
+                                service.name
+                            ))
+                        })?
+                        .schema
+                }
+            };
+            refs.extend(schema.iter().map(|f| FeatureRef {
+                view: name.to_owned(),
                 feature: f.name.clone(),
             }));
             Ok(())
@@ -504,6 +591,90 @@ impl Definitions {
                 .collect(),
             ttl_micros: (view.ttl > 0).then_some(view.ttl * 1_000_000),
             output_names,
+        })
+    }
+}
+
+/// What an on-demand view computes from: the input columns its expressions
+/// may read (every feature of its source views, every field of its request
+/// sources), and each output's compiled expression.
+pub struct OnDemandPlan {
+    /// (feature view, feature) pairs to fetch.
+    pub view_inputs: Vec<FeatureRef>,
+    /// Request-data fields (name, type) the request must carry.
+    pub request_inputs: Vec<(String, ValueType)>,
+    /// (output feature, its type, expression), in schema order.
+    pub outputs: Vec<(String, ValueType, crate::expr::Expr)>,
+}
+
+impl Definitions {
+    /// Compiles an on-demand view's expressions against its sources; the
+    /// error names the view, the feature and what is wrong.
+    pub fn on_demand_expressions(&self, odfv: &OnDemandFeatureView) -> Result<OnDemandPlan> {
+        let invalid = |message: String| {
+            FeatureError::invalid(format!("on-demand feature view `{}`: {message}", odfv.name))
+        };
+        let mut columns: Vec<(String, ValueType, String)> = Vec::new();
+        let mut view_inputs = Vec::new();
+        let mut request_inputs = Vec::new();
+        for source in &odfv.sources {
+            let fields: Vec<(&Field, bool)> = if let Some(view) = self.feature_views.get(source) {
+                view.schema.iter().map(|f| (f, true)).collect()
+            } else if let Some(request) = self.request_sources.get(source) {
+                request.schema.iter().map(|f| (f, false)).collect()
+            } else {
+                return Err(invalid(format!(
+                    "source `{source}` is neither a feature view nor a request source"
+                )));
+            };
+            for (field, from_view) in fields {
+                if let Some((_, _, other)) = columns.iter().find(|(n, _, _)| *n == field.name) {
+                    return Err(invalid(format!(
+                        "column `{}` comes from both `{other}` and `{source}`",
+                        field.name
+                    )));
+                }
+                columns.push((field.name.clone(), field.dtype, source.clone()));
+                if from_view {
+                    view_inputs.push(FeatureRef {
+                        view: source.clone(),
+                        feature: field.name.clone(),
+                    });
+                } else {
+                    request_inputs.push((field.name.clone(), field.dtype));
+                }
+            }
+        }
+        let schema = arrow::datatypes::Schema::new(
+            columns
+                .iter()
+                .map(|(name, dtype, _)| arrow::datatypes::Field::new(name, dtype.arrow(), true))
+                .collect::<Vec<_>>(),
+        );
+        if odfv.schema.is_empty() {
+            return Err(invalid("empty schema".to_owned()));
+        }
+        let mut outputs = Vec::new();
+        for field in &odfv.schema {
+            let Some(sql) = odfv.expressions.get(&field.name) else {
+                return Err(invalid(format!(
+                    "feature `{}` has no expression",
+                    field.name
+                )));
+            };
+            let expr = crate::expr::Expr::parse(sql, &schema, &field.dtype.arrow())
+                .map_err(|e| invalid(format!("feature `{}`: {e}", field.name)))?;
+            outputs.push((field.name.clone(), field.dtype, expr));
+        }
+        if let Some(extra) = odfv.expressions.keys().find(|k| odfv.field(k).is_none()) {
+            return Err(invalid(format!(
+                "expression `{extra}` is not in the schema"
+            )));
+        }
+        Ok(OnDemandPlan {
+            view_inputs,
+            request_inputs,
+            outputs,
         })
     }
 }
@@ -734,6 +905,59 @@ feature_services:
             let result = d.add_text("f.yaml", &broken).and_then(|()| d.validate());
             let error = result.expect_err(needle);
             assert!(error.to_string().contains(needle), "{needle}: {error}");
+        }
+    }
+
+    const ON_DEMAND: &str = "
+request_sources:
+  - name: req
+    schema: [{name: val, dtype: Int64}]
+on_demand_feature_views:
+  - name: adjusted
+    sources: [driver_stats, req]
+    schema: [{name: plus, dtype: Float64}]
+    expressions: {plus: \"conv_rate + val\"}
+";
+
+    #[test]
+    fn on_demand_views_compile_against_their_sources() {
+        let mut d = defs();
+        d.add_text("odfv.yaml", ON_DEMAND).expect("parse");
+        d.validate().expect("valid");
+        let refs = d.resolve_refs(&["adjusted:plus"]).expect("resolves");
+        assert_eq!(refs[0].view, "adjusted");
+        let plan = d
+            .on_demand_expressions(&d.on_demand_feature_views["adjusted"])
+            .expect("plan");
+        assert_eq!(
+            plan.request_inputs,
+            vec![("val".to_owned(), ValueType::Int64)]
+        );
+        assert_eq!(
+            plan.view_inputs.len(),
+            2,
+            "every feature of driver_stats is an input"
+        );
+        for (broken, needle) in [
+            (
+                ON_DEMAND.replace("conv_rate + val", "conv_rate + nope"),
+                "nope",
+            ),
+            (
+                ON_DEMAND.replace("[driver_stats, req]", "[driver_stats, ghost]"),
+                "ghost",
+            ),
+            (ON_DEMAND.replace("{plus:", "{minus:"), "plus"),
+            (
+                ON_DEMAND.replace("[driver_stats, req]", "[driver_stats, req, driver_stats]"),
+                "conv_rate",
+            ),
+        ] {
+            let mut d = defs();
+            let result = d.add_text("odfv.yaml", &broken).and_then(|()| d.validate());
+            let error = result.expect_err(needle);
+            assert!(error.to_string().contains(needle), "{needle}: {error}");
+            assert!(error.to_string().contains("adjusted"), "{error}");
         }
     }
 

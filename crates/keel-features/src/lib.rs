@@ -7,6 +7,7 @@
 pub mod config;
 pub mod definitions;
 mod error;
+pub mod expr;
 pub mod offline;
 pub mod online;
 pub mod registry;

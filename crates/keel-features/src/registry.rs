@@ -48,12 +48,14 @@ CREATE INDEX IF NOT EXISTS materializations_view ON materializations (project, v
 ";
 
 /// The kinds of registry objects, as stored and shown.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 7] = [
     "entity",
     "source",
     "push_source",
     "feature_view",
     "feature_service",
+    "request_source",
+    "on_demand_feature_view",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +272,13 @@ impl Registry {
                 "feature_service" => {
                     insert(&mut definitions.feature_services, name, &spec).map_err(corrupt)?
                 }
+                "request_source" => {
+                    insert(&mut definitions.request_sources, name, &spec).map_err(corrupt)?
+                }
+                "on_demand_feature_view" => {
+                    insert(&mut definitions.on_demand_feature_views, name, &spec)
+                        .map_err(corrupt)?
+                }
                 _ => {}
             }
         }
@@ -381,6 +390,12 @@ fn specs(definitions: &Definitions) -> Result<BTreeMap<(&'static str, String), S
     add(&mut out, "push_source", &definitions.push_sources)?;
     add(&mut out, "feature_view", &definitions.feature_views)?;
     add(&mut out, "feature_service", &definitions.feature_services)?;
+    add(&mut out, "request_source", &definitions.request_sources)?;
+    add(
+        &mut out,
+        "on_demand_feature_view",
+        &definitions.on_demand_feature_views,
+    )?;
     Ok(out)
 }
 

@@ -41,8 +41,33 @@ pub struct FeatureStore {
 #[derive(Debug)]
 pub struct OnlinePlan {
     views: Vec<PlannedView>,
-    /// (view index, feature name, output name, type) in request order.
-    outputs: Vec<(usize, String, String, ValueType)>,
+    /// The response's feature columns, in request order.
+    outputs: Vec<PlannedOutput>,
+    on_demand: Vec<PlannedOnDemand>,
+}
+
+#[derive(Debug)]
+enum PlannedOutput {
+    /// A stored feature: (view index, feature name, output name).
+    Stored(usize, String, String),
+    /// An on-demand feature: (on-demand index, output index in its plan, output name).
+    OnDemand(usize, usize, String),
+}
+
+/// An on-demand view of a request, with the view index each input is read from.
+struct PlannedOnDemand {
+    name: String,
+    plan: crate::definitions::OnDemandPlan,
+    /// Per view input: (view index, input type).
+    inputs: Vec<(usize, ValueType)>,
+}
+
+impl std::fmt::Debug for PlannedOnDemand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedOnDemand")
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -203,7 +228,15 @@ impl FeatureStore {
                 tracing::warn!(view = %view.name, path = %spec.path.display(), "source does not exist yet");
                 continue;
             }
-            let schema = offline::source_schema(&spec)?;
+            let schema = match offline::source_schema(&spec) {
+                Ok(schema) => schema,
+                // A push source's directory may hold no data yet.
+                Err(FeatureError::NotFound(reason)) if spec.path.is_dir() => {
+                    tracing::warn!(view = %view.name, %reason, "source holds no data yet");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let mut needed: Vec<&str> = view.schema.iter().map(|f| f.name.as_str()).collect();
             let keys = definitions.join_keys(view);
             needed.extend(keys.iter().map(|(k, _)| k.as_str()));
@@ -242,7 +275,9 @@ impl FeatureStore {
     }
 
     /// Point-in-time correct training data for `entity` (a table with the
-    /// views' join keys and an `event_timestamp` column).
+    /// views' join keys and an `event_timestamp` column). On-demand features
+    /// are computed from their inputs' point-in-time values and the entity
+    /// table's request-data columns.
     pub fn get_historical(
         &self,
         entity: &RecordBatch,
@@ -251,11 +286,35 @@ impl FeatureStore {
     ) -> Result<RecordBatch> {
         let refs = self.resolve(selection)?;
         let definitions = self.definitions();
-        let mut by_view: Vec<(String, Vec<&FeatureRef>)> = Vec::new();
+        check_unique_outputs(entity, &refs, full_feature_names)?;
+        // What to join: the requested stored features under their output
+        // names, plus on-demand inputs not requested, under hidden names.
+        let mut fetch: Vec<(FeatureRef, String)> = Vec::new();
+        let mut on_demand = Vec::new();
         for reference in &refs {
-            match by_view.iter_mut().find(|(v, _)| *v == reference.view) {
-                Some((_, list)) => list.push(reference),
-                None => by_view.push((reference.view.clone(), vec![reference])),
+            match definitions.on_demand_feature_views.get(&reference.view) {
+                None => fetch.push((reference.clone(), reference.output_name(full_feature_names))),
+                Some(odfv) => {
+                    if !on_demand.iter().any(|(name, _)| *name == odfv.name) {
+                        on_demand
+                            .push((odfv.name.clone(), definitions.on_demand_expressions(odfv)?));
+                    }
+                }
+            }
+        }
+        for (_, plan) in &on_demand {
+            for input in &plan.view_inputs {
+                if !fetch.iter().any(|(r, _)| r == input) {
+                    let hidden = format!("__keel_input__{}__{}", input.view, input.feature);
+                    fetch.push((input.clone(), hidden));
+                }
+            }
+        }
+        let mut by_view: Vec<(String, Vec<&(FeatureRef, String)>)> = Vec::new();
+        for item in &fetch {
+            match by_view.iter_mut().find(|(v, _)| *v == item.0.view) {
+                Some((_, list)) => list.push(item),
+                None => by_view.push((item.0.view.clone(), vec![item])),
             }
         }
         let mut queries = Vec::new();
@@ -263,26 +322,86 @@ impl FeatureStore {
             let view = definitions.view(view_name)?;
             let fields: Vec<_> = features
                 .iter()
-                .filter_map(|r| view.field(&r.feature))
+                .filter_map(|(r, _)| view.field(&r.feature))
                 .collect();
-            let names = features
-                .iter()
-                .map(|r| r.output_name(full_feature_names))
-                .collect();
+            let names = features.iter().map(|(_, name)| name.clone()).collect();
             queries.push(definitions.view_query(&self.config.root, view, &fields, names)?);
         }
-        check_unique_outputs(entity, &refs, full_feature_names)?;
-        let joined = offline::get_historical(entity, "event_timestamp", &queries)?;
-        // Columns come out grouped by view; put the features back in request order.
-        let entity_columns = entity.num_columns();
-        let schema = joined.schema();
-        let mut indices: Vec<usize> = (0..entity_columns).collect();
-        for reference in &refs {
-            let name = reference.output_name(full_feature_names);
-            let index = schema.index_of(&name)?;
-            indices.push(index);
+        let joined = if queries.is_empty() {
+            entity.clone()
+        } else {
+            offline::get_historical(entity, "event_timestamp", &queries)?
+        };
+        let column_of = |reference: &FeatureRef| -> Result<ArrayRef> {
+            let (_, name) = fetch.iter().find(|(r, _)| r == reference).ok_or_else(|| {
+                FeatureError::invalid(format!(
+                    "`{}:{}` was not fetched",
+                    reference.view, reference.feature
+                ))
+            })?;
+            joined
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| FeatureError::invalid(format!("retrieval lost column `{name}`")))
+        };
+        // Compute each on-demand view once, over all its inputs.
+        let mut computed: HashMap<(String, String), ArrayRef> = HashMap::new();
+        for (name, plan) in &on_demand {
+            let mut fields = Vec::new();
+            let mut arrays = Vec::new();
+            for input in &plan.view_inputs {
+                let array = column_of(input)?;
+                fields.push(ArrowField::new(
+                    &input.feature,
+                    array.data_type().clone(),
+                    true,
+                ));
+                arrays.push(array);
+            }
+            for (column, value_type) in &plan.request_inputs {
+                let array = entity.column_by_name(column).ok_or_else(|| {
+                    FeatureError::invalid(format!(
+                        "on-demand feature view `{name}` needs request data `{column}`: the entity table has no such column"
+                    ))
+                })?;
+                let array = arrow::compute::cast(array, &value_type.arrow())?;
+                fields.push(ArrowField::new(column, array.data_type().clone(), true));
+                arrays.push(array);
+            }
+            let inputs = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                arrays,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(entity.num_rows())),
+            )?;
+            for (feature, _, expr) in &plan.outputs {
+                computed.insert((name.clone(), feature.clone()), expr.evaluate(&inputs)?);
+            }
         }
-        Ok(joined.project(&indices)?)
+        // Entity columns, then the features in request order.
+        let mut fields: Vec<ArrowField> = entity
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut arrays: Vec<ArrayRef> = entity.columns().to_vec();
+        for reference in &refs {
+            let array = match computed.get(&(reference.view.clone(), reference.feature.clone())) {
+                Some(array) => array.clone(),
+                None => column_of(reference)?,
+            };
+            fields.push(ArrowField::new(
+                reference.output_name(full_feature_names),
+                array.data_type().clone(),
+                true,
+            ));
+            arrays.push(array);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(entity.num_rows())),
+        )?)
     }
 
     fn online_plan(
@@ -299,33 +418,65 @@ impl FeatureStore {
         let definitions = self.definitions();
         let refs = self.resolve(selection)?;
         let mut views: Vec<PlannedView> = Vec::new();
+        let mut view_index = |name: &str| -> Result<usize> {
+            if let Some(index) = views.iter().position(|v| v.name == name) {
+                return Ok(index);
+            }
+            let view = definitions.view(name)?;
+            views.push(PlannedView {
+                name: view.name.clone(),
+                join_keys: definitions.join_keys(view),
+                ttl_micros: view.ttl * 1_000_000,
+            });
+            Ok(views.len() - 1)
+        };
         let mut outputs = Vec::new();
+        let mut on_demand: Vec<PlannedOnDemand> = Vec::new();
         for reference in refs {
-            let view = definitions.view(&reference.view)?;
-            let index = match views.iter().position(|v| v.name == view.name) {
+            let output = reference.output_name(full_feature_names);
+            let Some(odfv) = definitions.on_demand_feature_views.get(&reference.view) else {
+                let index = view_index(&reference.view)?;
+                outputs.push(PlannedOutput::Stored(index, reference.feature, output));
+                continue;
+            };
+            let odfv_index = match on_demand.iter().position(|o| o.name == odfv.name) {
                 Some(index) => index,
                 None => {
-                    views.push(PlannedView {
-                        name: view.name.clone(),
-                        join_keys: definitions.join_keys(view),
-                        ttl_micros: view.ttl * 1_000_000,
+                    let plan = definitions.on_demand_expressions(odfv)?;
+                    let mut inputs = Vec::new();
+                    for input in &plan.view_inputs {
+                        let dtype = definitions
+                            .view(&input.view)?
+                            .field(&input.feature)
+                            .map_or(ValueType::String, |f| f.dtype);
+                        inputs.push((view_index(&input.view)?, dtype));
+                    }
+                    on_demand.push(PlannedOnDemand {
+                        name: odfv.name.clone(),
+                        plan,
+                        inputs,
                     });
-                    views.len() - 1
+                    on_demand.len() - 1
                 }
             };
-            let dtype = view
-                .field(&reference.feature)
-                .map(|f| f.dtype)
+            let output_index = on_demand[odfv_index]
+                .plan
+                .outputs
+                .iter()
+                .position(|(name, _, _)| *name == reference.feature)
                 .ok_or_else(|| {
                     FeatureError::not_found(format!(
-                        "feature `{}:{}`",
-                        view.name, reference.feature
+                        "on-demand feature view `{}` has no feature `{}`",
+                        odfv.name, reference.feature
                     ))
                 })?;
-            let output = reference.output_name(full_feature_names);
-            outputs.push((index, reference.feature, output, dtype));
+            outputs.push(PlannedOutput::OnDemand(odfv_index, output_index, output));
         }
-        let plan = Arc::new(OnlinePlan { views, outputs });
+        let plan = Arc::new(OnlinePlan {
+            views,
+            outputs,
+            on_demand,
+        });
         if let Ok(mut plans) = self.plans.lock() {
             plans.insert(key, plan.clone());
         }
@@ -447,31 +598,41 @@ impl FeatureStore {
                 event_timestamps: vec![EPOCH.to_owned(); rows],
             });
         }
-        for (view_index, feature, output, _) in &plan.outputs {
+        let computed = compute_on_demand(&plan, &parsed, entities, rows)?;
+        for planned in &plan.outputs {
             let mut column = OnlineColumn {
                 values: Vec::with_capacity(rows),
                 statuses: Vec::with_capacity(rows),
                 event_timestamps: Vec::with_capacity(rows),
             };
-            for row in &parsed[*view_index] {
-                let (value, status, ts) = match row {
-                    None => (Json::Null, "NOT_FOUND", EPOCH.to_owned()),
-                    Some((ts, fields, expired)) => {
-                        let value = fields.get(feature).cloned().unwrap_or(Json::Null);
-                        // A stored null is PRESENT with a null value, as Feast answers.
-                        let status = if *expired {
-                            "OUTSIDE_MAX_AGE"
-                        } else {
-                            "PRESENT"
+            let output = match planned {
+                PlannedOutput::Stored(view_index, feature, output) => {
+                    for row in &parsed[*view_index] {
+                        let (value, status, ts) = match row {
+                            None => (Json::Null, "NOT_FOUND", EPOCH.to_owned()),
+                            // A stored null is PRESENT with a null value, as Feast answers.
+                            Some((ts, _, true)) => {
+                                (Json::Null, "OUTSIDE_MAX_AGE", values::format_timestamp(*ts))
+                            }
+                            Some((ts, fields, false)) => (
+                                fields.get(feature).cloned().unwrap_or(Json::Null),
+                                "PRESENT",
+                                values::format_timestamp(*ts),
+                            ),
                         };
-                        let value = if *expired { Json::Null } else { value };
-                        (value, status, values::format_timestamp(*ts))
+                        column.values.push(value);
+                        column.statuses.push(status);
+                        column.event_timestamps.push(ts);
                     }
-                };
-                column.values.push(value);
-                column.statuses.push(status);
-                column.event_timestamps.push(ts);
-            }
+                    output
+                }
+                PlannedOutput::OnDemand(odfv_index, output_index, output) => {
+                    column.values = computed[*odfv_index][*output_index].clone();
+                    column.statuses = vec!["PRESENT"; rows];
+                    column.event_timestamps = vec![EPOCH.to_owned(); rows];
+                    output
+                }
+            };
             feature_names.push(output.clone());
             results.push(column);
         }
@@ -760,11 +921,35 @@ impl FeatureStore {
         let definitions = self.definitions();
         let versions = self.registry.versions().await?;
         let mut views = Map::new();
+        let mut on_demand = Map::new();
+        // On-demand views record their version and bring their source views in.
+        let mut view_names: Vec<String> = Vec::new();
         for reference in &refs {
-            if views.contains_key(&reference.view) {
+            match definitions.on_demand_feature_views.get(&reference.view) {
+                Some(odfv) => {
+                    let version = versions
+                        .get(&("on_demand_feature_view".to_owned(), odfv.name.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                    on_demand.insert(
+                        odfv.name.clone(),
+                        serde_json::json!({"version": version, "expressions": odfv.expressions}),
+                    );
+                    view_names.extend(
+                        odfv.sources
+                            .iter()
+                            .filter(|s| definitions.feature_views.contains_key(*s))
+                            .cloned(),
+                    );
+                }
+                None => view_names.push(reference.view.clone()),
+            }
+        }
+        for view_name in &view_names {
+            if views.contains_key(view_name) {
                 continue;
             }
-            let view = definitions.view(&reference.view)?;
+            let view = definitions.view(view_name)?;
             let version = versions
                 .get(&("feature_view".to_owned(), view.name.clone()))
                 .copied()
@@ -814,6 +999,9 @@ impl FeatureStore {
             "feature_views": views,
             "entity_rows": entity_rows,
         });
+        if !on_demand.is_empty() {
+            lineage["on_demand_feature_views"] = Json::Object(on_demand);
+        }
         if let FeatureSelection::Service(name) = selection {
             let version = versions
                 .get(&("feature_service".to_owned(), name.clone()))
@@ -840,8 +1028,9 @@ pub fn entity_batch_from_json(
     let definitions = store.definitions();
     let mut key_types: HashMap<String, ValueType> = HashMap::new();
     for reference in &refs {
-        let view = definitions.view(&reference.view)?;
-        key_types.extend(definitions.join_keys(view));
+        if let Ok(view) = definitions.view(&reference.view) {
+            key_types.extend(definitions.join_keys(view));
+        }
     }
     let mut typed = Vec::with_capacity(columns.len());
     for (name, values) in columns {
@@ -868,6 +1057,60 @@ pub fn entity_batch_from_json(
     let df: JsonColumns = columns.iter().cloned().collect();
     let batch = json_batch(&df, &typed)?;
     Ok(batch)
+}
+
+/// Evaluates a request's on-demand views: `result[odfv][output][row]`. An
+/// input from a missing or expired row is null.
+fn compute_on_demand(
+    plan: &OnlinePlan,
+    parsed: &[Vec<ParsedRow>],
+    entities: &[(String, Vec<Json>)],
+    rows: usize,
+) -> Result<Vec<Vec<Vec<Json>>>> {
+    let mut computed = Vec::with_capacity(plan.on_demand.len());
+    for odfv in &plan.on_demand {
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (input, (view_index, dtype)) in odfv.plan.view_inputs.iter().zip(&odfv.inputs) {
+            let values: Vec<Json> = parsed[*view_index]
+                .iter()
+                .map(|row| match row {
+                    Some((_, fields, false)) => {
+                        fields.get(&input.feature).cloned().unwrap_or(Json::Null)
+                    }
+                    _ => Json::Null,
+                })
+                .collect();
+            arrays.push(dtype.array_from_json(&input.feature, &values)?);
+            fields.push(ArrowField::new(&input.feature, dtype.arrow(), true));
+        }
+        for (column, dtype) in &odfv.plan.request_inputs {
+            let Some((_, values)) = entities.iter().find(|(name, _)| name == column) else {
+                return Err(FeatureError::invalid(format!(
+                    "on-demand feature view `{}` needs request data `{column}`: add it to `entities`",
+                    odfv.name
+                )));
+            };
+            arrays.push(dtype.array_from_json(column, values)?);
+            fields.push(ArrowField::new(column, dtype.arrow(), true));
+        }
+        let inputs = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        let mut outputs = Vec::with_capacity(odfv.plan.outputs.len());
+        for (_, dtype, expr) in &odfv.plan.outputs {
+            let array = expr.evaluate(&inputs)?;
+            outputs.push(
+                (0..rows)
+                    .map(|row| dtype.to_json(array.as_ref(), row))
+                    .collect(),
+            );
+        }
+        computed.push(outputs);
+    }
+    Ok(computed)
 }
 
 /// Output names must not collide with each other or the entity columns
