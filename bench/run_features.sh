@@ -5,7 +5,7 @@
 # 10 rows per driver per view, ttl 7 days, entity table of ENTITY_ROWS rows.
 #
 # Usage: bash bench/run_features.sh [gen|hist|mat|serve|all] (default all)
-# Env:   ENTITIES (200000), ENTITY_ROWS (100000), FEAST_VENV (/tmp/feastvenv), WORK (/tmp/featbench),
+# Env:   ENTITIES (200000), ROWS_PER_ENTITY (10), ENTITY_ROWS (100000), FEAST_VENV (/tmp/feastvenv), WORK (/tmp/featbench),
 #        KEEL_BIN (target/release/keel), SKIP_FEAST=1 to time Keel alone (e.g. at sizes Feast cannot do)
 # Needs: python3 -m venv /tmp/feastvenv && /tmp/feastvenv/bin/pip install feast==0.67.0;
 #        cargo build --release -p keel
@@ -16,8 +16,9 @@ FEAST_VENV=${FEAST_VENV:-/tmp/feastvenv}
 WORK=${WORK:-/tmp/featbench}
 ENTITIES=${ENTITIES:-200000}
 ENTITY_ROWS=${ENTITY_ROWS:-100000}
+ROWS_PER_ENTITY=${ROWS_PER_ENTITY:-10}
 KEEL=${KEEL_BIN:-$ROOT/target/release/keel}
-REPO=$WORK/repo-$ENTITIES-$ENTITY_ROWS
+REPO=$WORK/repo-$ENTITIES-$ROWS_PER_ENTITY-$ENTITY_ROWS
 MODE=${1:-all}
 export FEAST_USAGE=False
 FEATURES=$(python3 -c 'print(",".join(f"fv{k}:v{k}_f{j}" for k in range(5) for j in range(10)))')
@@ -29,7 +30,8 @@ timed() { # timed LABEL CMD...: wall seconds and peak RSS of CMD
 
 gen() {
   rm -rf "$REPO"; mkdir -p "$WORK"
-  "$FEAST_VENV/bin/python" "$ANCHORS/gen_feast_repo.py" "$REPO" --entities "$ENTITIES" --entity-rows "$ENTITY_ROWS"
+  "$FEAST_VENV/bin/python" "$ANCHORS/gen_feast_repo.py" "$REPO" --entities "$ENTITIES" \
+    --rows-per-entity "$ROWS_PER_ENTITY" --entity-rows "$ENTITY_ROWS"
   # The same definitions for Keel, in YAML (Feast reads features.py, Keel reads *.yaml).
   python3 - "$REPO" <<'PY'
 import sys
@@ -68,7 +70,7 @@ hist() {
   echo "== keel features get-historical"
   keel_repo timed "keel hist" "$KEEL" features -r "$REPO" get-historical --entities "$REPO/data/entity_df.parquet" \
     --features "$FEATURES" -o "$WORK/keel_training.parquet"
-  python3 - "$WORK/keel_training.parquet" <<'PY'
+  "$FEAST_VENV/bin/python" - "$WORK/keel_training.parquet" <<'PY'
 import sys, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1]); feats = [c for c in t.column_names if c.startswith("v")]
 nulls = sum(t.column(c).null_count for c in feats) / (t.num_rows * len(feats))
@@ -81,7 +83,7 @@ mat() {
   rm -f "$REPO/keel/online_store.db"*
   if [[ -z ${SKIP_FEAST:-} ]]; then
     echo "== feast materialize (30 days)"
-    rm -f "$REPO/data/online_store.db"
+    rm -f "$REPO/data/online_store.db" "$REPO/data/registry.db"
     (cd "$REPO" && "$FEAST_VENV/bin/feast" apply >/dev/null && timed "feast materialize" "$FEAST_VENV/bin/feast" materialize 2025-01-01T00:00:00 2025-01-31T00:00:00 >/dev/null)
   fi
   echo "== keel features materialize (30 days)"
