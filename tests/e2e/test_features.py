@@ -423,8 +423,37 @@ def test_keel_server_mounts_the_feature_server(repo, tmp_path):
             "features": ["driver_daily:rating"], "entities": {"driver_id": [1, 2, 3]}}, timeout=10)
         assert response.status_code == 200, response.text
         assert response.json()["metadata"]["feature_names"] == ["driver_id", "rating"]
+        # behind the server's host check, as every other route
+        rebound = requests.get(f"{server.uri}/features/health",
+                               headers={"Host": "attacker.example"}, timeout=5)
+        assert rebound.status_code == 403
     finally:
         server.stop()
+
+
+def test_historical_retrieval_through_the_api(repo):
+    entities = pd.read_parquet(repo / "data" / "entities.parquet").head(40)
+    want = expected_historical(repo, entities)
+    with FeatureServer(repo) as server:
+        response = server.post("/get-historical-features", {
+            "features": FEATURES,
+            "entities": {
+                "driver_id": entities["driver_id"].tolist(),
+                "event_timestamp": [t.isoformat() for t in entities["event_timestamp"]],
+            }})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        names = body["metadata"]["feature_names"]
+        assert names == ["driver_id", "event_timestamp", "conv_rate", "trips", "rating"]
+        columns = {name: result["values"] for name, result in zip(names, body["results"])}
+        for name in ["conv_rate", "trips", "rating"]:
+            got = pd.Series(columns[name], dtype="float64")
+            expected = want[name].astype("float64")
+            assert (got.isna() == expected.isna()).all(), name
+            np.testing.assert_allclose(got[got.notna()], expected[expected.notna()], rtol=1e-7)
+        missing = server.post("/get-historical-features", {
+            "features": FEATURES, "entities": {"driver_id": [1]}})
+        assert missing.status_code == 400 and "event_timestamp" in missing.json()["detail"]
 
 
 def test_on_demand_features_offline_and_online(repo, tmp_path):

@@ -248,7 +248,8 @@ struct HistoricalRequest {
 }
 
 /// Keel's extension: point-in-time retrieval for a small entity table sent
-/// as JSON; answers `{"columns": {name: [values]}}` in the entity rows' order.
+/// as JSON; answers in the online response's shape (`metadata.feature_names`,
+/// `results[i].values`), rows in the entity rows' order.
 async fn get_historical_features(
     State(store): State<Arc<FeatureStore>>,
     body: Result<Json<HistoricalRequest>, JsonRejection>,
@@ -262,13 +263,18 @@ async fn get_historical_features(
         tokio::task::spawn_blocking(move || store2.get_historical(&entity, &selection, full))
             .await
             .map_err(|e| FeatureError::Online(format!("retrieval failed: {e}")))??;
-    let mut columns = serde_json::Map::new();
-    for (index, field) in batch.schema().fields().iter().enumerate() {
-        let column = batch.column(index);
-        let values = (0..batch.num_rows())
-            .map(|row| crate::values::arrow_json(column.as_ref(), row))
-            .collect();
-        columns.insert(field.name().clone(), Value::Array(values));
-    }
-    Ok(Json(json!({ "columns": columns })).into_response())
+    // The online answer's shape: names in order, then one column of values each.
+    let schema = batch.schema();
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let results: Vec<Value> = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let values: Vec<Value> = (0..batch.num_rows())
+                .map(|row| crate::values::arrow_json(column.as_ref(), row))
+                .collect();
+            json!({ "values": values })
+        })
+        .collect();
+    Ok(Json(json!({ "metadata": { "feature_names": names }, "results": results })).into_response())
 }

@@ -86,6 +86,12 @@ impl Default for HttpOptions {
 
 /// The whole HTTP API of `keel server`.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    app_with(state, options, Router::new())
+}
+
+/// `app` with more routes (e.g. the feature server under `/features`)
+/// behind the same host check, CORS policy and panic guard.
+pub fn app_with(state: AppState, options: &HttpOptions, extra: Router) -> Router {
     let mlflow = tracking_routes::routes()
         .merge(logged_model_routes::routes())
         .merge(registry_routes::routes())
@@ -105,6 +111,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     Router::new()
         .merge(api)
         .merge(artifacts_routes::artifact_routes(state.artifacts.clone()))
+        .merge(extra)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(security::OriginPolicy {

@@ -58,16 +58,18 @@ async fn serve(config: ServerConfig) -> Result<()> {
         cors_allowed_origins: config.cors_allowed_origins.clone(),
         max_json_body_bytes: config.max_request_bytes,
     };
-    let mut app = keel_server::app(state, &options);
+    // The feature server sits behind the same host check and CORS policy.
+    let mut extra = axum::Router::new();
     if let Some(repo) = &config.feature_repo {
         let features = keel_features::store::FeatureStore::open(repo)
             .await
             .map_err(|e| anyhow::anyhow!("feature repository {}: {e}", repo.display()))?;
-        app = app.nest(
+        extra = extra.nest(
             "/features",
             keel_features::server::routes(Arc::new(features)),
         );
     }
+    let app = keel_server::app_with(state, &options, extra);
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
