@@ -480,7 +480,10 @@ fn write_parquet(path: &Path, batch: &RecordBatch, lineage: &serde_json::Value) 
     }
     let temp = path.with_extension("parquet.tmp");
     let file = File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    // Feature values are mostly distinct: dictionary encoding would build a
+    // hash table per column for nothing (it dominated peak memory).
     let properties = WriterProperties::builder()
+        .set_dictionary_enabled(false)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             LINEAGE_KEY.to_owned(),
             lineage.to_string(),
