@@ -131,7 +131,9 @@ pub struct MaterializedView {
 pub type Progress<'a> = dyn Fn(&str, usize, usize) + Sync + 'a;
 
 /// A stored row parsed once: event time, feature values, older than the ttl.
-type ParsedRow = Option<(i64, Map<String, Json>, bool)>;
+/// (event time as served, feature values, older than the ttl); the time is
+/// formatted once per row, not once per feature.
+type ParsedRow = Option<(String, Map<String, Json>, bool)>;
 
 /// Column-major JSON data, as Feast's `df` fields carry it.
 pub type JsonColumns = BTreeMap<String, Vec<Json>>;
@@ -569,7 +571,7 @@ impl FeatureStore {
                                 .unwrap_or_default();
                             let expired =
                                 view.ttl_micros > 0 && now - row.event_ts > view.ttl_micros;
-                            (row.event_ts, fields, expired)
+                            (values::format_timestamp(row.event_ts), fields, expired)
                         })
                     })
                     .collect()
@@ -612,12 +614,12 @@ impl FeatureStore {
                             None => (Json::Null, "NOT_FOUND", EPOCH.to_owned()),
                             // A stored null is PRESENT with a null value, as Feast answers.
                             Some((ts, _, true)) => {
-                                (Json::Null, "OUTSIDE_MAX_AGE", values::format_timestamp(*ts))
+                                (Json::Null, "OUTSIDE_MAX_AGE", ts.clone())
                             }
                             Some((ts, fields, false)) => (
                                 fields.get(feature).cloned().unwrap_or(Json::Null),
                                 "PRESENT",
-                                values::format_timestamp(*ts),
+                                ts.clone(),
                             ),
                         };
                         column.values.push(value);
