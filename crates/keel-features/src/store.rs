@@ -613,9 +613,7 @@ impl FeatureStore {
                         let (value, status, ts) = match row {
                             None => (Json::Null, "NOT_FOUND", EPOCH.to_owned()),
                             // A stored null is PRESENT with a null value, as Feast answers.
-                            Some((ts, _, true)) => {
-                                (Json::Null, "OUTSIDE_MAX_AGE", ts.clone())
-                            }
+                            Some((ts, _, true)) => (Json::Null, "OUTSIDE_MAX_AGE", ts.clone()),
                             Some((ts, fields, false)) => (
                                 fields.get(feature).cloned().unwrap_or(Json::Null),
                                 "PRESENT",

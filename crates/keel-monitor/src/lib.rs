@@ -8,6 +8,7 @@ pub mod kll;
 pub mod kolmogorov;
 pub mod profile;
 pub mod report;
+pub mod validation;
 
 /// Errors of the monitoring layer.
 #[derive(Debug, thiserror::Error)]

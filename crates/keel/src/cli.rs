@@ -18,7 +18,7 @@ pub enum Command {
     Server(ServerFlags),
     /// Browse and manage a server's model registry: list, show, aliases, download, lineage
     Models(ModelsArgs),
-    /// Version data with DVC's on-disk formats: init, add, status, checkout, remotes, push, pull
+    /// Version data with DVC's formats (init, add, status, checkout, remotes, push, pull) and validate it (profile, suggest, validate)
     #[command(subcommand)]
     Data(DataCommand),
     /// Serve models over the Open Inference Protocol (REST and gRPC)
@@ -385,6 +385,37 @@ pub enum DataCommand {
         /// Overwrite files that were modified in the workspace
         #[arg(long, short)]
         force: bool,
+    },
+    /// Profile a dataset: counts, nulls, min/max/mean, quantile sketches, frequent values (JSON)
+    Profile {
+        /// Parquet (.parquet) or CSV (.csv, with a header) file
+        data: PathBuf,
+        /// Write the profile here instead of stdout
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Suggest an expectation suite (YAML) that a reference dataset passes
+    Suggest {
+        /// Reference data: Parquet (.parquet) or CSV (.csv, with a header)
+        data: PathBuf,
+        /// Write the suite here instead of stdout
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Check a dataset against an expectation suite; the exit code tells CI the verdict
+    #[command(after_help = "Exit codes:\n  \
+        0  every expectation passed\n  \
+        1  at least one expectation failed (the report says which)\n  \
+        2  the data could not be validated: missing or unreadable file, invalid suite")]
+    Validate {
+        /// Parquet (.parquet) or CSV (.csv, with a header) file
+        data: PathBuf,
+        /// The expectation suite (YAML), e.g. from `keel data suggest`
+        #[arg(long, short)]
+        suite: PathBuf,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -125,6 +125,15 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
             writeln!(outcome.output, "{summary}")?;
             return Ok(outcome);
         }
+        DataCommand::Profile { data, output: path } => {
+            crate::validate_cmd::profile(&data, path.as_deref())?;
+        }
+        DataCommand::Suggest { data, output: path } => {
+            crate::validate_cmd::suggest(&data, path.as_deref())?;
+        }
+        DataCommand::Validate { data, suite, json } => {
+            crate::validate_cmd::validate(&data, &suite, json);
+        }
     }
     Ok(Outcome {
         output,

@@ -9,6 +9,7 @@ mod models_cmd;
 mod monitor_cmd;
 mod serve_cmd;
 mod server_cmd;
+mod validate_cmd;
 
 use clap::Parser;
 
