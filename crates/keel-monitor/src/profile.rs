@@ -168,6 +168,60 @@ impl CategoricalProfile {
     }
 }
 
+/// Whether profiles support columns of this type (numbers, strings,
+/// booleans, dictionaries of those).
+pub fn is_supported(data_type: &DataType) -> bool {
+    is_numeric(data_type) || is_categorical(data_type)
+}
+
+/// Builds a profile from batches as they arrive: every `chunk_rows` rows the
+/// pending batches are profiled (columns in parallel) and merged into the
+/// running profile, so memory is bounded by one chunk, not the data.
+pub struct ProfileBuilder {
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    chunk_rows: usize,
+    profile: Option<Profile>,
+}
+
+impl ProfileBuilder {
+    pub fn new(chunk_rows: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            pending_rows: 0,
+            chunk_rows: chunk_rows.max(1),
+            profile: None,
+        }
+    }
+
+    pub fn push(&mut self, batch: RecordBatch) -> Result<(), MonitorError> {
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= self.chunk_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), MonitorError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = Profile::from_batches(std::mem::take(&mut self.pending))?;
+        self.pending_rows = 0;
+        match &mut self.profile {
+            Some(profile) => profile.merge(&chunk)?,
+            None => self.profile = Some(chunk),
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Profile, MonitorError> {
+        self.flush()?;
+        Ok(self.profile.unwrap_or_default())
+    }
+}
+
 fn is_numeric(data_type: &DataType) -> bool {
     data_type.is_integer() || matches!(data_type, DataType::Float32 | DataType::Float64)
 }
@@ -501,6 +555,35 @@ mod tests {
             .unwrap_or_else(|error| panic!("{error}"));
         assert_same_within_sketch_error(&left_first, &whole);
         assert_same_within_sketch_error(&grouped, &whole);
+    }
+
+    #[test]
+    fn streaming_builder_matches_the_profile_of_the_whole() {
+        let mut rng = TestRng(11);
+        let batches: Vec<RecordBatch> = (0..12)
+            .map(|index| batch(index * 500..(index + 1) * 500, &mut rng))
+            .collect();
+        let whole = profile_of(&batches);
+        for chunk_rows in [1, 700, 1_000_000] {
+            let mut builder = ProfileBuilder::new(chunk_rows);
+            for batch in &batches {
+                builder
+                    .push(batch.clone())
+                    .unwrap_or_else(|error| panic!("{error}"));
+            }
+            let streamed = builder.finish().unwrap_or_else(|error| panic!("{error}"));
+            assert_same_within_sketch_error(&streamed, &whole);
+            assert_eq!(
+                numeric(&streamed, "score").count,
+                6_000,
+                "chunk {chunk_rows}"
+            );
+        }
+        assert_eq!(
+            ProfileBuilder::new(10).finish().ok(),
+            Some(Profile::default())
+        );
+        assert!(is_supported(&DataType::Int32) && !is_supported(&DataType::Date32));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use keel_features::expr::Expr;
-use keel_monitor::profile::{ColumnSummary, Profile};
+use keel_monitor::profile::{self, ColumnSummary, Profile, ProfileBuilder};
 use keel_monitor::validation::{self, ExpectationResult, Suite, ValidationReport};
 use keel_monitor::MonitorError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -215,28 +215,30 @@ struct Profiled {
 }
 
 /// Profiles the columns that profiles support; the others are listed in
-/// `skipped`. Holds the whole file in memory, as `Profile::from_batches`
-/// takes every batch at once.
+/// `skipped`. Streams: memory is bounded by one chunk of rows.
 fn profile_file(data: &Path) -> Result<Profiled> {
     let dataset = open(data)?;
     let schema = dataset.schema;
     let mut profiled_columns = Vec::new();
     let mut skipped = Vec::new();
     for (index, field) in schema.fields().iter().enumerate() {
-        if is_profiled(field.data_type()) {
+        if profile::is_supported(field.data_type()) {
             profiled_columns.push(index);
         } else {
             skipped.push((field.name().clone(), field.data_type().clone()));
         }
     }
-    let mut batches = Vec::new();
+    let mut builder = ProfileBuilder::new(PROFILE_CHUNK_ROWS);
     let mut rows: u64 = 0;
     for batch in dataset.batches {
         let batch = batch.with_context(|| format!("cannot read {}", data.display()))?;
         rows += batch.num_rows() as u64;
-        batches.push(batch.project(&profiled_columns)?);
+        builder
+            .push(batch.project(&profiled_columns)?)
+            .map_err(|err| anyhow::anyhow!("cannot profile {}: {err}", data.display()))?;
     }
-    let profile = Profile::from_batches(batches)
+    let profile = builder
+        .finish()
         .map_err(|err| anyhow::anyhow!("cannot profile {}: {err}", data.display()))?;
     Ok(Profiled {
         profile,
@@ -246,15 +248,8 @@ fn profile_file(data: &Path) -> Result<Profiled> {
     })
 }
 
-/// The types `keel_monitor::profile` supports (the same rules).
-fn is_profiled(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => true,
-        DataType::Float32 | DataType::Float64 => true,
-        DataType::Dictionary(_, values) => is_profiled(values),
-        data_type => data_type.is_integer(),
-    }
-}
+/// Rows profiled at once before merging into the running profile.
+const PROFILE_CHUNK_ROWS: usize = 1 << 20;
 
 fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
