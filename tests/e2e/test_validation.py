@@ -209,3 +209,23 @@ def test_user_mistakes_exit_2_with_one_error_line(tmp_path):
 
     help_text = keel_data("validate", "--help").stdout
     assert "Exit codes" in help_text and "2  the data could not be validated" in help_text
+
+
+def test_validation_is_logged_to_a_tracking_run(tmp_path, client, tracking_uri):
+    reference, broken = write_reference_and_broken(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    assert keel_data("suggest", reference, "-o", suite).returncode == 0
+    run = client.create_run(client.create_experiment(f"validation-{tmp_path.name}"))
+    result = keel_data("validate", broken, "--suite", suite,
+                       "--log-to-run", run.info.run_id, "--tracking-uri", tracking_uri)
+    assert result.returncode == 1, result.stdout + result.stderr
+    data = client.get_run(run.info.run_id).data
+    assert data.metrics["validation.success"] == 0
+    assert data.metrics["validation.failed"] == 3
+    assert data.metrics["validation.rows"] == N_ROWS
+    assert "price" in data.tags["keel.validation.failed"]
+    assert data.tags["keel.validation.data"].endswith("broken.parquet")
+    # an unknown run is a clear error, exit 2 (could not record the validation)
+    result = keel_data("validate", reference, "--suite", suite,
+                       "--log-to-run", "0" * 32, "--tracking-uri", tracking_uri)
+    assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr

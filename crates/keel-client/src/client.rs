@@ -274,6 +274,30 @@ impl Client {
         Ok(())
     }
 
+    /// Logs metrics (at step 0, now) and tags on a run (`runs/log-batch`).
+    pub fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[(&str, f64)],
+        tags: &[(&str, String)],
+    ) -> Result<()> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let metrics: Vec<serde_json::Value> = metrics
+            .iter()
+            .map(|(key, value)| json!({"key": key, "value": value, "timestamp": timestamp, "step": 0}))
+            .collect();
+        let tags: Vec<serde_json::Value> = tags
+            .iter()
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect();
+        let request = self.agent.post(&self.url("/api/2.0/mlflow/runs/log-batch"));
+        let body = json!({"run_id": run_id, "metrics": metrics, "tags": tags});
+        self.json::<serde_json::Value>(request, Some(body))?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------ lineage
 
     /// Keel's lineage document of one version (not available on MLflow's own server).

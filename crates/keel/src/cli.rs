@@ -416,6 +416,12 @@ pub enum DataCommand {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+        /// Also log the outcome to this tracking run (metrics validation.*, tags keel.validation.*)
+        #[arg(long)]
+        log_to_run: Option<String>,
+        /// Tracking server for --log-to-run [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+        #[arg(long)]
+        tracking_uri: Option<String>,
     },
 }
 

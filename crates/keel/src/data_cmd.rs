@@ -131,8 +131,22 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
         DataCommand::Suggest { data, output: path } => {
             crate::validate_cmd::suggest(&data, path.as_deref())?;
         }
-        DataCommand::Validate { data, suite, json } => {
-            crate::validate_cmd::validate(&data, &suite, json);
+        DataCommand::Validate {
+            data,
+            suite,
+            json,
+            log_to_run,
+            tracking_uri,
+        } => {
+            let run = log_to_run.map(|run_id| {
+                let uri = crate::models_cmd::resolve_tracking_uri(
+                    tracking_uri,
+                    std::env::var("KEEL_TRACKING_URI").ok(),
+                    std::env::var("MLFLOW_TRACKING_URI").ok(),
+                );
+                (uri, run_id)
+            });
+            crate::validate_cmd::validate(&data, &suite, json, run);
         }
     }
     Ok(Outcome {

@@ -69,8 +69,9 @@ pub fn suggest(data: &Path, output: Option<&Path>) -> Result<()> {
 
 /// `keel data validate`: prints the report and ends the process with the
 /// verdict's exit code; returns only when every expectation passed.
-pub fn validate(data: &Path, suite: &Path, json: bool) {
-    let code = match validate_and_print(data, suite, json) {
+/// `run`: (tracking URI, run id) to log the outcome to.
+pub fn validate(data: &Path, suite: &Path, json: bool, run: Option<(String, String)>) {
+    let code = match validate_and_print(data, suite, json, run.as_ref()) {
         Ok(true) => return,
         Ok(false) => EXIT_FAILED,
         Err(err) => {
@@ -86,8 +87,16 @@ pub fn validate(data: &Path, suite: &Path, json: bool) {
 
 /// Whether every expectation passed; an error when the data could not be
 /// validated at all.
-fn validate_and_print(data: &Path, suite: &Path, json: bool) -> Result<bool> {
+fn validate_and_print(
+    data: &Path,
+    suite: &Path,
+    json: bool,
+    run: Option<&(String, String)>,
+) -> Result<bool> {
     let report = validate_file(data, suite)?;
+    if let Some((tracking_uri, run_id)) = run {
+        log_to_run(tracking_uri, run_id, data, &report)?;
+    }
     let text = if json {
         let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
         format!("{json}\n")
@@ -96,6 +105,50 @@ fn validate_and_print(data: &Path, suite: &Path, json: bool) -> Result<bool> {
     };
     print!("{text}");
     Ok(report.success)
+}
+
+/// Records the outcome on a tracking run: counts as metrics, the verdict and
+/// the failed expectations as tags, so a run shows the data it was trained
+/// on passed (or not).
+fn log_to_run(
+    tracking_uri: &str,
+    run_id: &str,
+    data: &Path,
+    report: &ValidationReport,
+) -> Result<()> {
+    let failed: Vec<&ExpectationResult> = report.results.iter().filter(|r| !r.success).collect();
+    let metrics = [
+        ("validation.expectations", report.results.len() as f64),
+        ("validation.failed", failed.len() as f64),
+        ("validation.success", if report.success { 1.0 } else { 0.0 }),
+        ("validation.rows", report.rows as f64),
+    ];
+    let mut failed_text = failed
+        .iter()
+        .map(|r| r.expectation.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // MLflow caps tag values at 8,000 characters.
+    if failed_text.len() > 7_900 {
+        let mut end = 7_900;
+        while !failed_text.is_char_boundary(end) {
+            end -= 1;
+        }
+        failed_text.truncate(end);
+        failed_text.push_str(" ...");
+    }
+    let tags = [
+        ("keel.validation.data", data.display().to_string()),
+        (
+            "keel.validation.suite",
+            report.suite.clone().unwrap_or_default(),
+        ),
+        ("keel.validation.failed", failed_text),
+    ];
+    let client = keel_client::Client::new(tracking_uri)?;
+    client
+        .log_batch(run_id, &metrics, &tags)
+        .with_context(|| format!("cannot log the validation to run {run_id}"))
 }
 
 fn validate_file(data: &Path, suite_path: &Path) -> Result<ValidationReport> {
