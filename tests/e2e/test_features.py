@@ -185,7 +185,7 @@ class FeatureServer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [str(keel_bin()), "features", "--repo", str(self.repo), "serve",
-                 "--port", str(self.port)],
+                 "--port", str(self.port), "--registry-refresh", "1"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -490,3 +490,22 @@ def test_on_demand_features_need_their_request_data(repo):
         missing = server.post("/get-online-features", {
             "features": ["conv_adjusted:conv_plus_val"], "entities": {"driver_id": [7]}})
         assert missing.status_code == 400 and "val_to_add" in missing.json()["detail"], missing.text
+
+
+def test_running_server_picks_up_a_later_apply(repo):
+    keel_features(repo, "materialize", "2025-01-01", "2025-01-12")
+    request = {"feature_service": "daily_only", "entities": {"driver_id": [1, 2]}}
+    with FeatureServer(repo) as server:
+        assert server.post("/get-online-features", request).status_code == 404
+        text = (repo / "features.yaml").read_text()
+        text += "  - name: daily_only\n    features:\n      - driver_daily\n"
+        (repo / "features.yaml").write_text(text)
+        assert "created feature service daily_only" in keel_features(repo, "apply").stdout
+        deadline = time.monotonic() + 60
+        while True:  # the server re-reads the registry every second
+            response = server.post("/get-online-features", request)
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert response.status_code == 200, response.text
+        assert response.json()["metadata"]["feature_names"] == ["driver_id", "rating"]

@@ -185,11 +185,40 @@ impl FeatureStore {
             .map_or_else(|poisoned| poisoned.into_inner().clone(), |d| d.clone())
     }
 
-    /// Re-reads the registry (another process may have applied).
-    pub async fn refresh(&self) -> Result<()> {
-        let fresh = Arc::new(self.registry.definitions().await?);
-        self.install(fresh);
-        Ok(())
+    /// Re-reads the registry (another process may have applied); installs
+    /// the definitions, and drops cached plans, only when they changed.
+    /// Returns whether they did.
+    pub async fn refresh(&self) -> Result<bool> {
+        let fresh = self.registry.definitions().await?;
+        if *self.definitions() == fresh {
+            return Ok(false);
+        }
+        self.install(Arc::new(fresh));
+        Ok(true)
+    }
+
+    /// Keeps a long-running server in step with `apply` run elsewhere:
+    /// re-reads the registry every `every` (Feast's registry cache ttl).
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                match store.refresh().await {
+                    Ok(true) => {
+                        tracing::info!("feature definitions changed in the registry; reloaded")
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "cannot re-read the feature registry"),
+                }
+            }
+        })
     }
 
     fn install(&self, definitions: Arc<Definitions>) {

@@ -112,6 +112,9 @@ pub enum FeaturesCommand {
         host: String,
         #[arg(long, short = 'p', default_value_t = 6566)]
         port: u16,
+        /// Seconds between re-reads of the registry, so `apply` elsewhere is picked up
+        #[arg(long, default_value_t = 10)]
+        registry_refresh: u64,
     },
 }
 

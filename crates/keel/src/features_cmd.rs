@@ -161,8 +161,13 @@ async fn execute(args: FeaturesArgs) -> Result<()> {
             print_materialized(&reports);
             Ok(())
         }
-        FeaturesCommand::Serve { host, port } => {
+        FeaturesCommand::Serve {
+            host,
+            port,
+            registry_refresh,
+        } => {
             let store = Arc::new(open(&repo).await?);
+            store.spawn_refresh(std::time::Duration::from_secs(registry_refresh.max(1)));
             let app = keel_features::server::routes(store.clone());
             let listener = tokio::net::TcpListener::bind((host.as_str(), port))
                 .await

@@ -64,10 +64,9 @@ async fn serve(config: ServerConfig) -> Result<()> {
         let features = keel_features::store::FeatureStore::open(repo)
             .await
             .map_err(|e| anyhow::anyhow!("feature repository {}: {e}", repo.display()))?;
-        extra = extra.nest(
-            "/features",
-            keel_features::server::routes(Arc::new(features)),
-        );
+        let features = Arc::new(features);
+        features.spawn_refresh(std::time::Duration::from_secs(10));
+        extra = extra.nest("/features", keel_features::server::routes(features));
     }
     let app = keel_server::app_with(state, &options, extra);
     let address = format!("{}:{}", config.host, config.port);
