@@ -2,6 +2,7 @@
 //! batches, and the two-sample drift tests of Evidently with scipy's numbers.
 
 pub mod drift;
+pub mod drift_more;
 pub mod frequent;
 pub mod hll;
 pub mod kll;
