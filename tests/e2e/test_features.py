@@ -380,6 +380,10 @@ def test_feature_server_errors(repo):
         assert response.status_code == 404, response.text
         response = server.post("/materialize", {"start_ts": "yesterday", "end_ts": "2025-01-02"})
         assert response.status_code == 400 and "start_ts" in response.json()["detail"]
+        # `curl -d` without a JSON content type, as Feast's docs post, is read as JSON
+        plain = requests.post(f"{server.url}/get-online-features", timeout=10, data=json.dumps(
+            {"features": ["driver_daily:rating"], "entities": {"driver_id": [1]}}))
+        assert plain.status_code == 200, plain.text
         # the server is still healthy after all that
         assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -54,12 +54,30 @@ impl From<FeatureError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            detail: rejection.body_text(),
-        }
+/// A JSON request body, whatever its `Content-Type` says: Feast's own
+/// examples post with `curl -d` (form content type), and FastAPI accepts it.
+pub struct Body<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError {
+                status: rejection.status(),
+                detail: rejection.body_text(),
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|error| ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                detail: format!("the request body is not valid: {error}"),
+            })
     }
 }
 
@@ -127,9 +145,8 @@ fn selection(
 
 async fn get_online_features(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<OnlineRequest>, JsonRejection>,
+    Body(request): Body<OnlineRequest>,
 ) -> ApiResult<Response> {
-    let Json(request) = body?;
     let selection = selection(request.features, request.feature_service)?;
     let response = store
         .get_online(&selection, &request.entities.0, request.full_feature_names)
@@ -154,9 +171,8 @@ fn default_to() -> String {
 
 async fn push(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<PushRequest>, JsonRejection>,
+    Body(request): Body<PushRequest>,
 ) -> ApiResult<StatusCode> {
-    let Json(request) = body?;
     let to = PushTarget::parse(&request.to)?;
     store
         .push(&request.push_source_name, &request.df, to)
@@ -180,9 +196,8 @@ fn json_null() -> Json<Value> {
 
 async fn write_to_online_store(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<WriteRequest>, JsonRejection>,
+    Body(request): Body<WriteRequest>,
 ) -> ApiResult<Json<Value>> {
-    let Json(request) = body?;
     store
         .write_to_online(&request.feature_view_name, &request.df)
         .await?;
@@ -208,9 +223,8 @@ fn timestamp(name: &str, text: &str) -> ApiResult<i64> {
 
 async fn materialize(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<MaterializeRequest>, JsonRejection>,
+    Body(request): Body<MaterializeRequest>,
 ) -> ApiResult<Json<Value>> {
-    let Json(request) = body?;
     let start = request
         .start_ts
         .as_deref()
@@ -225,9 +239,8 @@ async fn materialize(
 
 async fn materialize_incremental(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<MaterializeRequest>, JsonRejection>,
+    Body(request): Body<MaterializeRequest>,
 ) -> ApiResult<Json<Value>> {
-    let Json(request) = body?;
     let end = timestamp("end_ts", &request.end_ts)?;
     store
         .materialize_incremental(end, request.feature_views.as_deref(), None)
@@ -252,9 +265,8 @@ struct HistoricalRequest {
 /// `results[i].values`), rows in the entity rows' order.
 async fn get_historical_features(
     State(store): State<Arc<FeatureStore>>,
-    body: Result<Json<HistoricalRequest>, JsonRejection>,
+    Body(request): Body<HistoricalRequest>,
 ) -> ApiResult<Response> {
-    let Json(request) = body?;
     let selection = selection(request.features, request.feature_service)?;
     let entity = crate::store::entity_batch_from_json(&store, &selection, &request.entities.0)?;
     let store2 = store.clone();

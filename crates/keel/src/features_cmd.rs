@@ -394,6 +394,8 @@ fn init(repo: &Path, project: Option<String>) -> Result<()> {
     if config.exists() {
         bail!("{} already exists", config.display());
     }
+    std::fs::create_dir_all(repo.join("data"))
+        .with_context(|| format!("cannot create {}", repo.display()))?;
     let project = match project {
         Some(p) => p,
         None => std::fs::canonicalize(repo)
