@@ -61,3 +61,36 @@ def test_drift_of_missing_or_bad_files_is_one_clear_error(tmp_path):
                               "--current", str(reference)], capture_output=True, text=True)
         assert out.returncode != 0
         assert out.stderr.startswith("error: ") and "panicked" not in out.stderr, out.stderr
+
+
+def test_chosen_tests_match_scipy(tmp_path):
+    rng = np.random.default_rng(3)
+    reference = {"x": rng.normal(0, 1, 400), "y": rng.normal(0, 1, 400)}
+    current = {"x": rng.normal(0.3, 1, 300), "y": rng.normal(0, 1, 300)}
+    _write(tmp_path / "ref.parquet", reference)
+    _write(tmp_path / "cur.parquet", current)
+
+    def run(*flags):
+        out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / "ref.parquet"),
+                              "--current", str(tmp_path / "cur.parquet"), "--json", *flags],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return {column["column"]: column for column in json.loads(out.stdout)["columns"]}
+
+    columns = run("--stattest", "mannw", "--column-stattest", "y=cramer_von_mises")
+    assert columns["x"]["test"] == "mannw" and columns["y"]["test"] == "cramer_von_mises"
+    # Evidently's mannw: scipy's one-sided "less" alternative, asymptotic.
+    expected = stats.mannwhitneyu(reference["x"], current["x"], alternative="less", method="asymptotic").pvalue
+    assert abs(columns["x"]["score"] - expected) <= 1e-6 * max(expected, 1e-12)
+    assert columns["x"]["drifted"] is bool(expected < 0.05)
+    expected = stats.cramervonmises_2samp(reference["y"], current["y"], method="asymptotic").pvalue
+    assert abs(columns["y"]["score"] - expected) < 1e-6
+
+    columns = run("--stattest", "anderson")
+    expected = stats.anderson_ksamp([reference["x"], current["x"]]).pvalue
+    assert abs(columns["x"]["score"] - expected) < 1e-6
+
+    out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / "ref.parquet"),
+                          "--current", str(tmp_path / "cur.parquet"), "--stattest", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "unknown test `nope`" in out.stderr and "panicked" not in out.stderr

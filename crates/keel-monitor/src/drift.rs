@@ -21,6 +21,13 @@ pub enum StatTest {
     Wasserstein,
     Jensenshannon,
     Psi,
+    #[serde(rename = "kl_div")]
+    KlDiv,
+    Hellinger,
+    Mannw,
+    #[serde(rename = "cramer_von_mises")]
+    CramerVonMises,
+    Anderson,
 }
 
 /// What a column holds, for the choice of test.
@@ -35,26 +42,52 @@ impl StatTest {
     /// Evidently's default threshold for the test.
     pub fn default_threshold(self) -> f64 {
         match self {
-            StatTest::Ks | StatTest::Chisquare | StatTest::Z => 0.05,
-            StatTest::Wasserstein | StatTest::Jensenshannon | StatTest::Psi => 0.1,
+            StatTest::Ks | StatTest::Chisquare | StatTest::Z | StatTest::Mannw => 0.05,
+            StatTest::Wasserstein
+            | StatTest::Jensenshannon
+            | StatTest::Psi
+            | StatTest::KlDiv
+            | StatTest::Hellinger
+            | StatTest::CramerVonMises
+            | StatTest::Anderson => 0.1,
         }
     }
 
     /// Whether the score is a p-value (drift below the threshold) rather than
     /// a distance (drift at or above it).
     pub fn is_p_value(self) -> bool {
-        matches!(self, StatTest::Ks | StatTest::Chisquare | StatTest::Z)
+        matches!(
+            self,
+            StatTest::Ks
+                | StatTest::Chisquare
+                | StatTest::Z
+                | StatTest::Mannw
+                | StatTest::CramerVonMises
+                | StatTest::Anderson
+        )
     }
 
-    /// Evidently's verdict: `ks` drifts at `p <= threshold`, `chisquare` and
-    /// `z` at `p < threshold`, distances at `score >= threshold`; a NaN score
-    /// never drifts.
+    /// Evidently's verdict: `ks` and `cramer_von_mises` drift at
+    /// `p <= threshold`, `chisquare`, `z`, `mannw` and `anderson` at
+    /// `p < threshold`, distances at `score >= threshold`; a NaN score never
+    /// drifts.
     pub fn drifted(self, score: f64, threshold: f64) -> bool {
         match self {
-            StatTest::Ks => score <= threshold,
-            StatTest::Chisquare | StatTest::Z => score < threshold,
-            StatTest::Wasserstein | StatTest::Jensenshannon | StatTest::Psi => score >= threshold,
+            StatTest::Ks | StatTest::CramerVonMises => score <= threshold,
+            StatTest::Chisquare | StatTest::Z | StatTest::Mannw | StatTest::Anderson => {
+                score < threshold
+            }
+            StatTest::Wasserstein
+            | StatTest::Jensenshannon
+            | StatTest::Psi
+            | StatTest::KlDiv
+            | StatTest::Hellinger => score >= threshold,
         }
+    }
+
+    /// Evidently's name of the test (`ks`, `kl_div`, `cramer_von_mises`, ...).
+    pub fn parse(name: &str) -> Option<StatTest> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
     }
 }
 

@@ -2,6 +2,7 @@
 //! (or a chosen one), its score, threshold and verdict, and the dataset rule.
 
 use crate::drift::{self, ColumnKind, StatTest};
+use crate::drift_more::{self, Alternative};
 use crate::MonitorError;
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
@@ -218,6 +219,16 @@ fn column_drift(
                 StatTest::Z => {
                     drift::z_test(&numeric_counts(&reference), &numeric_counts(&current))?.p_value
                 }
+                StatTest::KlDiv => drift_more::kl_divergence_numeric(&reference, &current)?,
+                StatTest::Hellinger => drift_more::hellinger_numeric(&reference, &current)?,
+                // Evidently's `mannw` is scipy's one-sided `less` alternative.
+                StatTest::Mannw => {
+                    drift_more::mann_whitney_u_with(&reference, &current, Alternative::Less)?.1
+                }
+                StatTest::CramerVonMises => drift_more::cramer_von_mises(&reference, &current)?.1,
+                StatTest::Anderson => {
+                    drift_more::anderson_darling_ksamp(&[&reference, &current])?.1
+                }
             };
             (ColumnKind::Numerical, test, score)
         }
@@ -236,9 +247,15 @@ fn column_drift(
                 StatTest::Z => drift::z_test(&reference, &current)?.p_value,
                 StatTest::Jensenshannon => drift::jensen_shannon_categorical(&reference, &current)?,
                 StatTest::Psi => drift::psi_categorical(&reference, &current)?,
-                StatTest::Ks | StatTest::Wasserstein => {
+                StatTest::KlDiv => drift_more::kl_divergence_categorical(&reference, &current)?,
+                StatTest::Hellinger => drift_more::hellinger_categorical(&reference, &current)?,
+                StatTest::Ks
+                | StatTest::Wasserstein
+                | StatTest::Mannw
+                | StatTest::CramerVonMises
+                | StatTest::Anderson => {
                     return Err(MonitorError::Unsupported {
-                        test: "ks and wasserstein",
+                        test: "ks, wasserstein, mannw, cramer_von_mises and anderson",
                         requirement: "a numeric column",
                     })
                 }
@@ -315,5 +332,105 @@ mod tests {
         assert!(report
             .to_json()
             .is_ok_and(|json| json.contains("\"chisquare\"")));
+    }
+
+    #[test]
+    fn chosen_tests_score_with_evidentlys_rules() {
+        let values: Vec<f64> = (0..300).map(|index| f64::from(index % 97) / 7.0).collect();
+        let labels: Vec<&str> = (0..300).map(|index| ["a", "b", "c"][index % 3]).collect();
+        let shifted: Vec<f64> = values.iter().map(|value| value * 1.5 + 2.0).collect();
+        let shifted_labels: Vec<&str> = (0..300).map(|index| ["a", "a", "b"][index % 3]).collect();
+        let reference = table(values.clone(), labels.clone());
+        let current = table(shifted.clone(), shifted_labels);
+        let categorical_counts = |labels: &[&str]| {
+            let mut counts = std::collections::BTreeMap::new();
+            for label in labels {
+                *counts.entry((*label).to_owned()).or_insert(0u64) += 1;
+            }
+            counts
+        };
+        let reference_counts = categorical_counts(&labels);
+        let current_counts = categorical_counts(
+            &(0..300)
+                .map(|index| ["a", "a", "b"][index % 3])
+                .collect::<Vec<_>>(),
+        );
+        let expect = |test: StatTest, numeric: f64, categorical: Option<f64>| {
+            let mut options = DriftOptions::default();
+            options.tests.insert("x".into(), test);
+            if categorical.is_some() {
+                options.tests.insert("label".into(), test);
+            }
+            let report = DriftReport::compute(
+                std::slice::from_ref(&reference),
+                std::slice::from_ref(&current),
+                &options,
+            )
+            .unwrap_or_else(|error| panic!("{test:?}: {error}"));
+            assert_eq!(report.columns[0].test, test);
+            assert_eq!(report.columns[0].score, numeric, "{test:?}");
+            assert_eq!(report.columns[0].threshold, test.default_threshold());
+            assert_eq!(
+                report.columns[0].drifted,
+                test.drifted(numeric, test.default_threshold())
+            );
+            assert!(
+                report.columns[0].drifted,
+                "{test:?} sees the shift: {numeric}"
+            );
+            if let Some(categorical) = categorical {
+                assert_eq!(report.columns[1].score, categorical, "{test:?}");
+            }
+        };
+        let (r, c) = (values.as_slice(), shifted.as_slice());
+        let ok =
+            |result: Result<f64, MonitorError>| result.unwrap_or_else(|error| panic!("{error}"));
+        expect(
+            StatTest::KlDiv,
+            ok(drift_more::kl_divergence_numeric(r, c)),
+            Some(ok(drift_more::kl_divergence_categorical(
+                &reference_counts,
+                &current_counts,
+            ))),
+        );
+        expect(
+            StatTest::Hellinger,
+            ok(drift_more::hellinger_numeric(r, c)),
+            Some(ok(drift_more::hellinger_categorical(
+                &reference_counts,
+                &current_counts,
+            ))),
+        );
+        expect(
+            StatTest::Mannw,
+            ok(drift_more::mann_whitney_u_with(r, c, Alternative::Less).map(|(_, p)| p)),
+            None,
+        );
+        expect(
+            StatTest::CramerVonMises,
+            ok(drift_more::cramer_von_mises(r, c).map(|(_, p)| p)),
+            None,
+        );
+        expect(
+            StatTest::Anderson,
+            ok(drift_more::anderson_darling_ksamp(&[r, c]).map(|(_, p)| p)),
+            None,
+        );
+        // Evidently's names, and the numeric-only tests refuse a categorical column.
+        assert_eq!(
+            StatTest::parse("cramer_von_mises"),
+            Some(StatTest::CramerVonMises)
+        );
+        assert_eq!(StatTest::parse("kl_div"), Some(StatTest::KlDiv));
+        assert_eq!(StatTest::parse("nope"), None);
+        let mut options = DriftOptions::default();
+        options.tests.insert("label".into(), StatTest::Mannw);
+        let error = DriftReport::compute(
+            std::slice::from_ref(&reference),
+            std::slice::from_ref(&reference),
+            &options,
+        )
+        .expect_err("mannw on strings");
+        assert!(error.to_string().contains("numeric"), "{error}");
     }
 }

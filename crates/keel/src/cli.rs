@@ -135,6 +135,14 @@ pub enum MonitorCommand {
         /// Share of drifted columns from which the dataset counts as drifted
         #[arg(long, default_value_t = 0.5)]
         drift_share: f64,
+        /// Test every column with this Evidently test instead of the default choice: ks,
+        /// chisquare, z, wasserstein, jensenshannon, psi, kl_div, hellinger, mannw,
+        /// cramer_von_mises, anderson
+        #[arg(long)]
+        stattest: Option<String>,
+        /// A test for one column, COLUMN=TEST (repeatable; wins over --stattest)
+        #[arg(long = "column-stattest")]
+        column_stattests: Vec<String>,
     },
 }
 

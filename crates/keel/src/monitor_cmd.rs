@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use arrow::record_batch::RecordBatch;
+use keel_monitor::drift::StatTest;
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -18,14 +19,35 @@ pub fn run(command: MonitorCommand) -> Result<()> {
             current,
             json,
             drift_share,
+            stattest,
+            column_stattests,
         } => {
             if !(0.0..=1.0).contains(&drift_share) {
                 anyhow::bail!("--drift-share must be between 0 and 1");
             }
+            let parse_test = |name: &str| {
+                StatTest::parse(name).with_context(|| {
+                    format!("unknown test `{name}` (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div, hellinger, mannw, cramer_von_mises, anderson)")
+                })
+            };
+            let every = stattest.as_deref().map(parse_test).transpose()?;
+            let mut tests = std::collections::BTreeMap::new();
+            for spec in &column_stattests {
+                let (column, name) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--column-stattest `{spec}` must be COLUMN=TEST"))?;
+                tests.insert(column.to_owned(), parse_test(name)?);
+            }
             let reference_batches = read_parquet(&reference)?;
             let current_batches = read_parquet(&current)?;
+            if let (Some(every), Some(first)) = (every, reference_batches.first()) {
+                for field in first.schema().fields() {
+                    tests.entry(field.name().clone()).or_insert(every);
+                }
+            }
             let options = DriftOptions {
                 drift_share,
+                tests,
                 ..DriftOptions::default()
             };
             let report = DriftReport::compute(&reference_batches, &current_batches, &options)
