@@ -515,7 +515,7 @@ fn fill_zero_shares(shares: &mut [f64]) {
 }
 
 /// numpy's `histogram_bin_edges(values, bins="sturges")` for sorted values.
-fn sturges_edges(sorted: &[f64]) -> Vec<f64> {
+pub(crate) fn sturges_edges(sorted: &[f64]) -> Vec<f64> {
     let (mut first, mut last) = (sorted[0], sorted[sorted.len() - 1]);
     if first == last {
         first -= 0.5;
@@ -543,9 +543,9 @@ fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     edges
 }
 
-/// `np.histogram(values, edges)[0] / len(values)`: half-open bins, the last
-/// one closed.
-fn histogram_shares(values: &[f64], edges: &[f64]) -> Vec<f64> {
+/// `np.histogram(values, edges)[0]`: counts over half-open bins, the last
+/// one closed; values outside the edges are not counted.
+pub(crate) fn histogram_counts(values: &[f64], edges: &[f64]) -> Vec<u64> {
     let n_bins = edges.len() - 1;
     let mut counts = vec![0u64; n_bins];
     let last = edges[n_bins];
@@ -561,6 +561,11 @@ fn histogram_shares(values: &[f64], edges: &[f64]) -> Vec<f64> {
         counts[bin] += 1;
     }
     counts
+}
+
+/// `np.histogram(values, edges)[0] / len(values)`.
+fn histogram_shares(values: &[f64], edges: &[f64]) -> Vec<f64> {
+    histogram_counts(values, edges)
         .into_iter()
         .map(|count| count as f64 / values.len() as f64)
         .collect()

@@ -9,7 +9,7 @@
 //! anderson_darling_stattest}.py`. Inputs are the non-null, finite values, as
 //! in [`crate::drift`]; categorical inputs are category counts.
 
-use crate::drift::{binned_categorical, binned_numeric};
+use crate::drift::{binned_categorical, binned_numeric, histogram_counts, sturges_edges};
 use crate::MonitorError;
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::gamma::ln_gamma;
@@ -194,47 +194,10 @@ pub fn hellinger_categorical(
     Ok((1.0 - affinity.clamp(0.0, 1.0)).sqrt())
 }
 
-/// numpy's `histogram_bin_edges(values, bins="sturges")` for sorted values
-/// (the same as `drift.rs`'s private helper).
-fn sturges_edges(sorted: &[f64]) -> Vec<f64> {
-    let (mut first, mut last) = (sorted[0], sorted[sorted.len() - 1]);
-    if first == last {
-        first -= 0.5;
-        last += 0.5;
-    }
-    let range = sorted[sorted.len() - 1] - sorted[0];
-    let width = range / ((sorted.len() as f64).log2() + 1.0);
-    let n_bins = if width > 0.0 {
-        ((last - first) / width).ceil() as usize
-    } else {
-        1
-    };
-    // numpy's linspace: `i * step + start`, the last edge set to `stop`.
-    let step = (last - first) / n_bins as f64;
-    let mut edges: Vec<f64> = (0..=n_bins)
-        .map(|index| index as f64 * step + first)
-        .collect();
-    edges[n_bins] = last;
-    edges
-}
-
 /// `np.histogram(values, edges, density=True)[0]`: counts over half-open
 /// bins (the last one closed) / bin width / number of values in range.
 fn histogram_density(values: &[f64], edges: &[f64]) -> Vec<f64> {
-    let n_bins = edges.len() - 1;
-    let mut counts = vec![0u64; n_bins];
-    let last = edges[n_bins];
-    for value in values {
-        if *value < edges[0] || *value > last {
-            continue;
-        }
-        let bin = if *value == last {
-            n_bins - 1
-        } else {
-            edges.partition_point(|edge| edge <= value) - 1
-        };
-        counts[bin] += 1;
-    }
+    let counts = histogram_counts(values, edges);
     let in_range: u64 = counts.iter().sum();
     counts
         .iter()
