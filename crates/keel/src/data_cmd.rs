@@ -139,11 +139,7 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
             tracking_uri,
         } => {
             let run = log_to_run.map(|run_id| {
-                let uri = crate::models_cmd::resolve_tracking_uri(
-                    tracking_uri,
-                    std::env::var("KEEL_TRACKING_URI").ok(),
-                    std::env::var("MLFLOW_TRACKING_URI").ok(),
-                );
+                let uri = crate::models_cmd::tracking_uri_from_env(tracking_uri);
                 (uri, run_id)
             });
             crate::validate_cmd::validate(&data, &suite, json, run);

@@ -119,11 +119,7 @@ async fn execute(args: FeaturesArgs) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             if let Some(run_id) = log_to_run {
-                let uri = crate::models_cmd::resolve_tracking_uri(
-                    tracking_uri,
-                    std::env::var("KEEL_TRACKING_URI").ok(),
-                    std::env::var("MLFLOW_TRACKING_URI").ok(),
-                );
+                let uri = crate::models_cmd::tracking_uri_from_env(tracking_uri);
                 log_to_tracking(&uri, &run_id, &output, &batch, &lineage)?;
                 println!("logged as an input of run {run_id}");
             }

@@ -18,11 +18,7 @@ use crate::cli::{AliasCommand, ModelsArgs, ModelsCommand};
 const DEFAULT_TRACKING_URI: &str = "http://127.0.0.1:5000";
 
 pub fn run(args: ModelsArgs) -> Result<()> {
-    let tracking_uri = resolve_tracking_uri(
-        args.tracking_uri,
-        std::env::var("KEEL_TRACKING_URI").ok(),
-        std::env::var("MLFLOW_TRACKING_URI").ok(),
-    );
+    let tracking_uri = tracking_uri_from_env(args.tracking_uri);
     let client = Client::new(&tracking_uri)?;
     let output = execute(&client, args.command, args.json)?;
     print!("{output}");
@@ -30,6 +26,16 @@ pub fn run(args: ModelsArgs) -> Result<()> {
 }
 
 /// `--tracking-uri`, then `KEEL_TRACKING_URI`, then `MLFLOW_TRACKING_URI`; empty values don't count.
+/// The tracking server: `flag`, else `$KEEL_TRACKING_URI`, else
+/// `$MLFLOW_TRACKING_URI`, else the local default.
+pub(crate) fn tracking_uri_from_env(flag: Option<String>) -> String {
+    resolve_tracking_uri(
+        flag,
+        std::env::var("KEEL_TRACKING_URI").ok(),
+        std::env::var("MLFLOW_TRACKING_URI").ok(),
+    )
+}
+
 pub(crate) fn resolve_tracking_uri(
     flag: Option<String>,
     keel_env: Option<String>,

@@ -17,7 +17,7 @@ use keel_serving::python::PythonOptions;
 use keel_serving::{InferenceRequest, ModelManager, NamedTensor};
 
 use crate::cli::{ModelLoadFlags, PredictFlags, ServeFlags};
-use crate::models_cmd::resolve_tracking_uri;
+use crate::models_cmd::tracking_uri_from_env;
 
 fn init_logging() {
     tracing_subscriber::fmt()
@@ -42,11 +42,7 @@ fn loader_options(
     poll: Duration,
 ) -> LoaderOptions {
     LoaderOptions {
-        tracking_uri: resolve_tracking_uri(
-            flags.tracking_uri.clone(),
-            std::env::var("KEEL_TRACKING_URI").ok(),
-            std::env::var("MLFLOW_TRACKING_URI").ok(),
-        ),
+        tracking_uri: tracking_uri_from_env(flags.tracking_uri.clone()),
         cache_dir: flags.model_cache.clone(),
         python: PythonOptions {
             python: flags.python.clone(),
