@@ -609,14 +609,15 @@ impl FeatureStore {
 
         let mut feature_names = Vec::with_capacity(entities.len() + plan.outputs.len());
         let mut results = Vec::with_capacity(entities.len() + plan.outputs.len());
-        let key_types: HashMap<&str, ValueType> = plan
-            .views
-            .iter()
-            .flat_map(|v| v.join_keys.iter().map(|(k, t)| (k.as_str(), *t)))
-            .collect();
         for (name, values) in entities {
             feature_names.push(name.clone());
-            let values = match key_types.get(name.as_str()) {
+            let key_type = plan
+                .views
+                .iter()
+                .flat_map(|v| &v.join_keys)
+                .find(|(key, _)| key == name)
+                .map(|(_, value_type)| value_type);
+            let values = match key_type {
                 Some(value_type) => values
                     .iter()
                     .map(|v| values::normalize_key_json(*value_type, v))
