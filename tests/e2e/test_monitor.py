@@ -94,3 +94,65 @@ def test_chosen_tests_match_scipy(tmp_path):
                           "--current", str(tmp_path / "cur.parquet"), "--stattest", "nope"],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "unknown test `nope`" in out.stderr and "panicked" not in out.stderr
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_html_report_of_a_million_rows_renders_in_headless_chromium(tmp_path):
+    """One self-contained HTML file (no raw rows: plots come from histograms), which the
+    real Chromium renders; the screenshot is kept in the test's directory."""
+    import os
+
+    rng = np.random.default_rng(11)
+    n = 1_000_000
+    _write(tmp_path / "ref.parquet", {
+        "amount": rng.lognormal(3, 1, n), "age": rng.integers(18, 90, n),
+        "plan": rng.choice(["free", "pro", "team", "<script>"], n, p=[0.6, 0.25, 0.1, 0.05]),
+    })
+    _write(tmp_path / "cur.parquet", {
+        "amount": rng.lognormal(3.5, 1, n), "age": rng.integers(18, 90, n),
+        "plan": rng.choice(["free", "pro", "team", "<script>"], n, p=[0.3, 0.4, 0.25, 0.05]),
+    })
+    report = tmp_path / "report.html"
+    out = subprocess.run([str(keel_bin()), "monitor", "report", "--reference", str(tmp_path / "ref.parquet"),
+                          "--current", str(tmp_path / "cur.parquet"), "-o", str(report),
+                          "--title", "Churn inputs"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "2 of 3 columns drifted, dataset drift DETECTED" in out.stdout
+    html = report.read_text()
+    assert len(html) < 200_000  # a million rows, yet a small page
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+    assert "<script>" not in html and "&lt;script&gt;" in html  # values are escaped
+
+    # The same report for machines.
+    out = subprocess.run([str(keel_bin()), "monitor", "report", "--reference", str(tmp_path / "ref.parquet"),
+                          "--current", str(tmp_path / "cur.parquet"), "-o", str(tmp_path / "report.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    as_json = json.loads((tmp_path / "report.json").read_text())
+    hist = {c["column"]: c["histogram"] for c in as_json["columns"]}
+    assert sum(hist["amount"]["reference"]) == n and sum(hist["amount"]["current"]) == n
+    assert sum(hist["plan"]["current"]) == n and "free" in hist["plan"]["categories"]
+
+    assert os.path.exists(CHROMIUM), "Chromium is needed (apt-get install chromium; .ci/run installs it)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") == 3
+    assert "Dataset drift DETECTED: 2 of 3 columns drifted" in dom.stdout
+    shot = tmp_path / "report.png"
+    result = subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,1600",
+                             report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    from PIL import Image
+
+    pixels = Image.open(shot).convert("RGB")
+    colors = pixels.getcolors(maxcolors=1 << 20)
+    # A rendered page: many distinct colors (text antialiasing, bars), not a blank canvas.
+    assert colors is not None and len(colors) > 20
+    # The current-data bar color is on the page.
+    assert any(rgb == (0xD9, 0x53, 0x4F) for _, rgb in colors)

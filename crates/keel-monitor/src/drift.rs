@@ -85,6 +85,23 @@ impl StatTest {
         }
     }
 
+    /// Evidently's name of the test, as `parse` reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatTest::Ks => "ks",
+            StatTest::Chisquare => "chisquare",
+            StatTest::Z => "z",
+            StatTest::Wasserstein => "wasserstein",
+            StatTest::Jensenshannon => "jensenshannon",
+            StatTest::Psi => "psi",
+            StatTest::KlDiv => "kl_div",
+            StatTest::Hellinger => "hellinger",
+            StatTest::Mannw => "mannw",
+            StatTest::CramerVonMises => "cramer_von_mises",
+            StatTest::Anderson => "anderson",
+        }
+    }
+
     /// Evidently's name of the test (`ks`, `kl_div`, `cramer_von_mises`, ...).
     pub fn parse(name: &str) -> Option<StatTest> {
         serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()

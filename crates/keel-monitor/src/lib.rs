@@ -5,6 +5,7 @@ pub mod drift;
 pub mod drift_more;
 pub mod frequent;
 pub mod hll;
+pub mod html;
 pub mod kll;
 pub mod kolmogorov;
 pub mod profile;

@@ -41,6 +41,106 @@ pub struct ColumnDrift {
     pub score: f64,
     pub threshold: f64,
     pub drifted: bool,
+    /// Both samples binned alike, for plots (reports never embed raw rows).
+    #[serde(default)]
+    pub histogram: Histogram,
+}
+
+/// Reference and current counts over shared bins: equal-width bins over
+/// both samples' range for numbers (`edges`, one more than the counts),
+/// the most frequent categories (then `other`) for categories.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    pub reference: Vec<u64>,
+    pub current: Vec<u64>,
+}
+
+/// Most categories a histogram shows before lumping the rest as `other`.
+pub const MAX_HISTOGRAM_CATEGORIES: usize = 20;
+
+impl Histogram {
+    fn numeric(reference: &[f64], current: &[f64]) -> Histogram {
+        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+        for value in reference.iter().chain(current) {
+            low = low.min(*value);
+            high = high.max(*value);
+        }
+        if !low.is_finite() || !high.is_finite() {
+            return Histogram::default();
+        }
+        if low == high {
+            low -= 0.5;
+            high += 0.5;
+        }
+        // Sturges' rule on the reference, kept readable.
+        let bins = ((reference.len().max(1) as f64).log2().ceil() as usize + 1).clamp(5, 40);
+        let width = (high - low) / bins as f64;
+        let edges: Vec<f64> = (0..=bins)
+            .map(|i| {
+                if i == bins {
+                    high
+                } else {
+                    low + width * i as f64
+                }
+            })
+            .collect();
+        let count = |values: &[f64]| {
+            let mut counts = vec![0u64; bins];
+            for value in values {
+                let bin = (((value - low) / width) as usize).min(bins - 1);
+                counts[bin] += 1;
+            }
+            counts
+        };
+        Histogram {
+            reference: count(reference),
+            current: count(current),
+            edges,
+            categories: Vec::new(),
+        }
+    }
+
+    fn categorical(
+        reference: &BTreeMap<String, u64>,
+        current: &BTreeMap<String, u64>,
+    ) -> Histogram {
+        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+        for (category, count) in reference.iter().chain(current) {
+            *totals.entry(category).or_insert(0) += count;
+        }
+        let mut order: Vec<(&str, u64)> = totals.into_iter().collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let shown = order.len().min(MAX_HISTOGRAM_CATEGORIES);
+        let mut categories: Vec<String> = order[..shown]
+            .iter()
+            .map(|(c, _)| (*c).to_owned())
+            .collect();
+        let count = |side: &BTreeMap<String, u64>| {
+            let mut counts: Vec<u64> = categories
+                .iter()
+                .map(|c| side.get(c).copied().unwrap_or(0))
+                .collect();
+            if order.len() > shown {
+                let total: u64 = side.values().sum();
+                counts.push(total - counts.iter().sum::<u64>());
+            }
+            counts
+        };
+        let (reference, current) = (count(reference), count(current));
+        if order.len() > shown {
+            categories.push("other".to_owned());
+        }
+        Histogram {
+            edges: Vec::new(),
+            categories,
+            reference,
+            current,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +298,15 @@ fn column_drift(
     current: ColumnValues,
     options: &DriftOptions,
 ) -> Result<ColumnDrift, MonitorError> {
+    let histogram = match (&reference, &current) {
+        (ColumnValues::Numeric(reference), ColumnValues::Numeric(current)) => {
+            Histogram::numeric(reference, current)
+        }
+        (ColumnValues::Categorical(reference), ColumnValues::Categorical(current)) => {
+            Histogram::categorical(reference, current)
+        }
+        _ => Histogram::default(),
+    };
     let (kind, test, score) = match (reference, current) {
         (ColumnValues::Numeric(reference), ColumnValues::Numeric(current)) => {
             let test = options.tests.get(name).copied().unwrap_or_else(|| {
@@ -282,6 +391,7 @@ fn column_drift(
         score,
         threshold,
         drifted: !score.is_nan() && test.drifted(score, threshold),
+        histogram,
     })
 }
 

@@ -97,6 +97,8 @@ struct Counters {
 
 enum Command {
     Record(Box<InferenceRecord>),
+    /// Finish every open file, then answer on the channel.
+    Flush(SyncSender<()>),
     Shutdown,
 }
 
@@ -230,6 +232,28 @@ impl InferenceLogger {
         if handle.join().is_err() {
             tracing::error!("the inference log writer panicked; some records were lost");
         }
+    }
+
+    /// Finishes every open file, so that readers see every record queued
+    /// before the call; blocks the caller until the writer has done so.
+    /// Returns false when the writer is gone or the logger is closed.
+    pub fn flush(&self) -> bool {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let (done, finished) = mpsc::sync_channel(1);
+        if self.shared.sender.send(Command::Flush(done)).is_err() {
+            return false;
+        }
+        finished.recv().is_ok()
+    }
+
+    /// [`InferenceLogger::flush`] without blocking the async runtime.
+    pub async fn flush_async(&self) -> bool {
+        let logger = self.clone();
+        tokio::task::spawn_blocking(move || logger.flush())
+            .await
+            .unwrap_or(false)
     }
 
     /// [`InferenceLogger::close`] without blocking the async runtime.

@@ -144,6 +144,52 @@ pub enum MonitorCommand {
         #[arg(long = "column-stattest")]
         column_stattests: Vec<String>,
     },
+    /// Write a drift report as one self-contained HTML file (summary table and a
+    /// distribution plot per column, drawn from histograms), or JSON with -o *.json
+    Report {
+        /// Reference data (e.g. the training set), Parquet
+        #[arg(long)]
+        reference: PathBuf,
+        /// Current data, Parquet
+        #[arg(long)]
+        current: PathBuf,
+        /// Output file: .html (default) or .json
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Title shown at the top of the report
+        #[arg(long, default_value = "Data drift report")]
+        title: String,
+        #[arg(long, default_value_t = 0.5)]
+        drift_share: f64,
+        #[arg(long)]
+        stattest: Option<String>,
+        #[arg(long = "column-stattest")]
+        column_stattests: Vec<String>,
+    },
+    /// Evaluate a monitor of a running `keel serve --monitors` now and print its verdicts
+    Run {
+        /// The monitor's name in the --monitors file
+        name: String,
+        /// The serving process
+        #[arg(long, env = "KEEL_SERVE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the results as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stored results of a monitor, newest first
+    Results {
+        name: String,
+        #[arg(long, env = "KEEL_SERVE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Only results evaluated at or after this time (RFC 3339 or unix milliseconds)
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where and how models are loaded; shared by `serve` and `predict`.
@@ -216,6 +262,20 @@ pub struct ServeFlags {
     /// Largest request body in bytes
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_request_bytes: usize,
+
+    /// Monitors of the served models (YAML): drift against a reference, missing values and,
+    /// once labels are posted, performance, over the inference log on schedule and on demand
+    #[arg(long, value_name = "FILE")]
+    pub monitors: Option<PathBuf>,
+
+    /// SQLite file holding monitor results and posted labels
+    #[arg(long, default_value = "./keel-data/monitors.db")]
+    pub monitor_db: PathBuf,
+
+    /// Hosts or addresses that monitor alert webhooks may reach although they are not
+    /// public (comma-separated), as for `keel server`
+    #[arg(long, env = "KEEL_WEBHOOK_ALLOWED_DESTINATIONS", value_delimiter = ',')]
+    pub webhook_allowed_destinations: Vec<String>,
 
     /// A canary version that takes --canary-percent of a served model's traffic:
     /// SERVED_NAME=MODEL_URI (repeat for several models)

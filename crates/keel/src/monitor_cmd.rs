@@ -1,5 +1,7 @@
 //! `keel monitor drift`: compares a current dataset with a reference, column
 //! by column, with Evidently's default tests, and prints the verdicts.
+//! `keel monitor run|results`: asks a `keel serve --monitors` process to
+//! evaluate a live monitor now, or for its stored results.
 
 use std::fs::File;
 use std::path::Path;
@@ -22,36 +24,13 @@ pub fn run(command: MonitorCommand) -> Result<()> {
             stattest,
             column_stattests,
         } => {
-            if !(0.0..=1.0).contains(&drift_share) {
-                anyhow::bail!("--drift-share must be between 0 and 1");
-            }
-            let parse_test = |name: &str| {
-                StatTest::parse(name).with_context(|| {
-                    format!("unknown test `{name}` (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div, hellinger, mannw, cramer_von_mises, anderson)")
-                })
-            };
-            let every = stattest.as_deref().map(parse_test).transpose()?;
-            let mut tests = std::collections::BTreeMap::new();
-            for spec in &column_stattests {
-                let (column, name) = spec
-                    .split_once('=')
-                    .with_context(|| format!("--column-stattest `{spec}` must be COLUMN=TEST"))?;
-                tests.insert(column.to_owned(), parse_test(name)?);
-            }
-            let reference_batches = read_parquet(&reference)?;
-            let current_batches = read_parquet(&current)?;
-            if let (Some(every), Some(first)) = (every, reference_batches.first()) {
-                for field in first.schema().fields() {
-                    tests.entry(field.name().clone()).or_insert(every);
-                }
-            }
-            let options = DriftOptions {
+            let (report, _, _) = drift_report(
+                &reference,
+                &current,
                 drift_share,
-                tests,
-                ..DriftOptions::default()
-            };
-            let report = DriftReport::compute(&reference_batches, &current_batches, &options)
-                .map_err(|err| anyhow::anyhow!("cannot compute drift: {err}"))?;
+                stattest.as_deref(),
+                &column_stattests,
+            )?;
             if json {
                 println!("{}", report.to_json().context("cannot encode the report")?);
             } else {
@@ -59,7 +38,219 @@ pub fn run(command: MonitorCommand) -> Result<()> {
             }
             Ok(())
         }
+        MonitorCommand::Report {
+            reference,
+            current,
+            output,
+            title,
+            drift_share,
+            stattest,
+            column_stattests,
+        } => {
+            let (report, reference_rows, current_rows) = drift_report(
+                &reference,
+                &current,
+                drift_share,
+                stattest.as_deref(),
+                &column_stattests,
+            )?;
+            let is_json = output
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+            let text = if is_json {
+                report.to_json().context("cannot encode the report")?
+            } else {
+                keel_monitor::html::render(
+                    &report,
+                    &keel_monitor::html::ReportContext {
+                        title,
+                        reference_name: display_name(&reference),
+                        reference_rows,
+                        current_name: display_name(&current),
+                        current_rows,
+                    },
+                )
+            };
+            std::fs::write(&output, text)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "{}: {} of {} columns drifted, dataset drift {}",
+                output.display(),
+                report.n_drifted,
+                report.columns.len(),
+                if report.dataset_drifted {
+                    "DETECTED"
+                } else {
+                    "not detected"
+                }
+            );
+            Ok(())
+        }
+        MonitorCommand::Run { name, url, json } => {
+            let url = format!(
+                "{}/v2/monitors/{}/run",
+                url.trim_end_matches('/'),
+                encode(&name)
+            );
+            let body = call(ureq::post(&url))?;
+            print_results(&body, json)
+        }
+        MonitorCommand::Results {
+            name,
+            url,
+            since,
+            limit,
+            json,
+        } => {
+            let url = format!(
+                "{}/v2/monitors/{}/results",
+                url.trim_end_matches('/'),
+                encode(&name)
+            );
+            let mut request = ureq::get(&url).query("limit", &limit.to_string());
+            if let Some(since) = &since {
+                request = request.query("since", since);
+            }
+            let body = call(request)?;
+            print_results(&body, json)
+        }
     }
+}
+
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Sends `request`; the server's `{"error"}` becomes the error message.
+fn call(request: ureq::Request) -> Result<serde_json::Value> {
+    let url = request.url().to_owned();
+    let response = match request.call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => {
+            let message = response
+                .into_json::<serde_json::Value>()
+                .ok()
+                .and_then(|body| {
+                    body.get("error")
+                        .and_then(|e| e.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "the server refused the request".to_owned());
+            anyhow::bail!("{message}");
+        }
+        Err(err) => anyhow::bail!(
+            "cannot reach {url}: {err} (is `keel serve --monitors` running there? see --url)"
+        ),
+    };
+    response
+        .into_json()
+        .with_context(|| format!("{url} did not answer JSON"))
+}
+
+fn print_results(body: &serde_json::Value, json: bool) -> Result<()> {
+    let results: Vec<keel_live::MonitorResult> =
+        serde_json::from_value(body.get("results").cloned().unwrap_or_default())
+            .context("the server's results are not in the expected shape")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    if results.is_empty() {
+        println!("no results yet");
+    }
+    for result in &results {
+        let version = if result.version.is_empty() {
+            String::new()
+        } else {
+            format!(" version {}", result.version)
+        };
+        println!(
+            "{} | model {}{} | evaluated {} | {} row(s) from {}",
+            result.monitor,
+            result.model,
+            version,
+            result
+                .evaluated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            result.rows,
+            result
+                .window_start
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        if let Some(message) = &result.message {
+            println!("  {}: {message}", result.status.as_str());
+        }
+        if let Some(drift) = &result.drift {
+            for line in render(drift).lines() {
+                println!("  {line}");
+            }
+        }
+        if let Some(performance) = &result.performance {
+            let metrics: Vec<String> = performance
+                .metrics
+                .iter()
+                .map(|(name, value)| format!("{name} {value:.4}"))
+                .collect();
+            println!(
+                "  performance on {} labelled row(s): {}",
+                performance.labelled_rows,
+                if metrics.is_empty() {
+                    "no labels yet".to_owned()
+                } else {
+                    metrics.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The drift report of two Parquet files and their row counts.
+fn drift_report(
+    reference: &Path,
+    current: &Path,
+    drift_share: f64,
+    stattest: Option<&str>,
+    column_stattests: &[String],
+) -> Result<(DriftReport, u64, u64)> {
+    if !(0.0..=1.0).contains(&drift_share) {
+        anyhow::bail!("--drift-share must be between 0 and 1");
+    }
+    let parse_test = |name: &str| {
+        StatTest::parse(name).with_context(|| {
+            format!("unknown test `{name}` (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div, hellinger, mannw, cramer_von_mises, anderson)")
+        })
+    };
+    let every = stattest.map(parse_test).transpose()?;
+    let mut tests = std::collections::BTreeMap::new();
+    for spec in column_stattests {
+        let (column, name) = spec
+            .split_once('=')
+            .with_context(|| format!("--column-stattest `{spec}` must be COLUMN=TEST"))?;
+        tests.insert(column.to_owned(), parse_test(name)?);
+    }
+    let reference_batches = read_parquet(reference)?;
+    let current_batches = read_parquet(current)?;
+    if let (Some(every), Some(first)) = (every, reference_batches.first()) {
+        for field in first.schema().fields() {
+            tests.entry(field.name().clone()).or_insert(every);
+        }
+    }
+    let options = DriftOptions {
+        drift_share,
+        tests,
+        ..DriftOptions::default()
+    };
+    let report = DriftReport::compute(&reference_batches, &current_batches, &options)
+        .map_err(|err| anyhow::anyhow!("cannot compute drift: {err}"))?;
+    let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+    Ok((report, rows(&reference_batches), rows(&current_batches)))
 }
 
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
@@ -91,7 +282,7 @@ fn render(report: &DriftReport) -> String {
         out.push_str(&format!(
             "{:<width$}  {:<12}  {:>12.6}  {:>9}  {}\n",
             column.column,
-            format!("{:?}", column.test).to_lowercase(),
+            column.test.name(),
             column.score,
             column.threshold,
             if column.drifted { "yes" } else { "no" }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use keel_core::tensor::{DataType, Tensor, TensorData};
+use keel_live::MonitorService;
 use keel_server::oip::{self, ServingState};
 use keel_serving::batching::BatchSettings;
 use keel_serving::inference_log::{InferenceLogSettings, InferenceLogger};
@@ -156,11 +157,25 @@ async fn serve(
         println!("inference log: {}", flags.inference_log.display());
     }
 
+    let monitors = match &flags.monitors {
+        Some(path) => Some(start_monitors(path, &flags, logger.as_ref()).await?),
+        None => None,
+    };
+    let schedules = monitors
+        .as_ref()
+        .map(MonitorService::spawn_schedules)
+        .unwrap_or_default();
     let state = ServingState {
         manager: manager.clone(),
         repository: Some(loader.clone()),
+        extra_metrics: monitors.clone().map(|service| -> oip::ExtraMetrics {
+            std::sync::Arc::new(move || service.render_metrics())
+        }),
     };
-    let app = oip::serving_app(state, flags.max_request_bytes);
+    let mut app = oip::serving_app(state, flags.max_request_bytes);
+    if let Some(service) = monitors {
+        app = app.merge(keel_live::routes::router(service));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut grpc_stop = stop_rx.clone();
     let grpc = tokio::spawn(keel_grpc::serve(
@@ -181,6 +196,9 @@ async fn serve(
     rest.await.context("the REST server failed")?;
     signal.abort();
     follower.abort();
+    for schedule in schedules {
+        schedule.abort();
+    }
     match grpc.await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::warn!(error = %err, "the gRPC server failed"),
@@ -194,6 +212,119 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Loads the monitor definitions and their references, and opens the
+/// result store; monitors read the inference log, so it must be on.
+async fn start_monitors(
+    path: &Path,
+    flags: &ServeFlags,
+    logger: Option<&InferenceLogger>,
+) -> Result<MonitorService> {
+    let Some(logger) = logger else {
+        bail!("--monitors reads the inference log; it is off (--inference-log-sample-rate 0)");
+    };
+    let mut specs = keel_live::spec::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
+    for spec in &mut specs {
+        let Some(served) = flags
+            .models
+            .iter()
+            .filter_map(|model| model.parse::<ModelSpec>().ok())
+            .find(|served| served.name == spec.model)
+        else {
+            bail!(
+                "{}: monitor `{}` watches model `{}`, which is not served here",
+                path.display(),
+                spec.name,
+                spec.model
+            );
+        };
+        if spec.reference.is_none() {
+            let tracking_uri = tracking_uri_from_env(flags.load.tracking_uri.clone());
+            let name = spec.name.clone();
+            let reference = tokio::task::spawn_blocking(move || {
+                training_dataset(&tracking_uri, &served.source)
+            })
+            .await
+            .context("looking up the training dataset failed")?
+            .with_context(|| format!("monitor `{name}` has no `reference:`"))?;
+            println!(
+                "monitor `{}`: reference {} (the training dataset of its model's run)",
+                spec.name,
+                reference.display()
+            );
+            spec.reference = Some(reference);
+        }
+    }
+    let flush_logger = logger.clone();
+    let flush: keel_live::service::FlushLog = std::sync::Arc::new(move || {
+        flush_logger.flush();
+    });
+    let count = specs.len();
+    let service = MonitorService::open(
+        specs,
+        flags.inference_log.clone(),
+        &flags.monitor_db,
+        Some(flush),
+        Some(std::sync::Arc::new(
+            keel_tracking::webhooks::Deliverer::new(
+                keel_tracking::webhooks::DestinationPolicy::new(
+                    &flags.webhook_allowed_destinations,
+                ),
+                keel_tracking::webhooks::DeliverySettings::default(),
+            ),
+        )),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    println!(
+        "monitors: {count} from {} (results in {})",
+        path.display(),
+        flags.monitor_db.display()
+    );
+    Ok(service)
+}
+
+/// The local Parquet file of the training dataset logged on the run that
+/// produced a registry model version (MLflow `log_input` with context
+/// `training`, else the run's only dataset).
+fn training_dataset(tracking_uri: &str, source: &ModelSource) -> Result<std::path::PathBuf> {
+    let ModelSource::Registry(model) = source else {
+        bail!("the model is a local file, so it has no run to take the training dataset from");
+    };
+    let client = keel_client::Client::new(tracking_uri)
+        .map_err(|err| anyhow::anyhow!("cannot reach the tracking server {tracking_uri}: {err}"))?;
+    let lineage = client
+        .lineage(model)
+        .map_err(|err| anyhow::anyhow!("cannot read the lineage of {model}: {err}"))?;
+    let Some(run) = lineage.run else {
+        bail!("{model} has no run");
+    };
+    let datasets = &run.datasets;
+    let dataset = datasets
+        .iter()
+        .find(|d| d.context.as_deref() == Some("training"))
+        .or(if datasets.len() == 1 { datasets.first() } else { None })
+        .with_context(|| {
+            format!("run {} of {model} logged no training dataset (log_input with context \"training\")", run.run_id)
+        })?;
+    let uri = serde_json::from_str::<serde_json::Value>(&dataset.source)
+        .ok()
+        .and_then(|source| {
+            ["uri", "path", "url"]
+                .iter()
+                .find_map(|key| source.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+        })
+        .unwrap_or_else(|| dataset.source.clone());
+    let path = std::path::PathBuf::from(uri.strip_prefix("file://").unwrap_or(&uri));
+    if !path.is_absolute() || !path.is_file() {
+        bail!(
+            "the training dataset `{}` of run {} is at `{uri}`, which is not a local Parquet file",
+            dataset.name,
+            run.run_id
+        );
+    }
+    Ok(path)
 }
 
 /// `--canary` and `--shadow` grouped by served model name.

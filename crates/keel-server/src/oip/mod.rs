@@ -27,7 +27,12 @@ pub struct ServingState {
     pub manager: ModelManager,
     /// Loads and unloads models by name for the repository extension.
     pub repository: Option<Arc<dyn ModelRepository>>,
+    /// More Prometheus text appended to `/metrics` (the monitors' gauges).
+    pub extra_metrics: Option<ExtraMetrics>,
 }
+
+/// Renders Prometheus text to append to the serving metrics.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Largest inference request body accepted, by default.
 pub const DEFAULT_MAX_INFER_BYTES: usize = 64 * 1024 * 1024;
@@ -320,7 +325,10 @@ async fn metrics(State(state): State<ServingState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.manager.render_metrics(),
+        match &state.extra_metrics {
+            Some(extra) => state.manager.render_metrics() + &extra(),
+            None => state.manager.render_metrics(),
+        },
     )
         .into_response()
 }

@@ -58,11 +58,23 @@ pub(super) fn run(settings: WriterSettings, receiver: Receiver<Command>, counter
     loop {
         match receiver.recv_timeout(writer.time_to_next_idle_check()) {
             Ok(Command::Record(record)) => writer.write_guarded(&record),
+            Ok(Command::Flush(done)) => {
+                writer.finish_all();
+                // The asker may have given up waiting; nothing to do then.
+                let _ = done.send(());
+            }
             Ok(Command::Shutdown) => {
                 // Records queued before `close` flagged the logger as closed
                 // are still written.
-                while let Ok(Command::Record(record)) = receiver.try_recv() {
-                    writer.write_guarded(&record);
+                while let Ok(command) = receiver.try_recv() {
+                    match command {
+                        Command::Record(record) => writer.write_guarded(&record),
+                        Command::Flush(done) => {
+                            writer.finish_all();
+                            let _ = done.send(());
+                        }
+                        Command::Shutdown => {}
+                    }
                 }
                 break;
             }

@@ -1,0 +1,596 @@
+//! The monitor service: evaluates monitors over the inference log (on
+//! schedule and on demand), stores every result, keeps the latest as
+//! Prometheus gauges, and takes ground-truth labels.
+//!
+//! An evaluation reads the window `[now - window, now)` of the monitored
+//! model's log, per version; a version with fewer than `min_rows` rows gets
+//! an `insufficient_data` result (no verdict, gauges untouched). Otherwise
+//! each feature is tested against the reference with Evidently's rules
+//! (keel-monitor's `DriftReport`), null shares are measured, and when the
+//! monitor has a `performance` section, the rows whose labels have arrived
+//! are scored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::Array;
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use keel_monitor::report::{DriftOptions, DriftReport};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::{AlertEvent, Alerts};
+use crate::gauges::Gauges;
+use crate::logread::{self, VersionRows, REQUEST_ID_COLUMN, ROW_COLUMN};
+use crate::performance::{self, normalize_label, Performance};
+use crate::spec::{MonitorSpec, Task};
+use crate::store::{Label, ResultStore};
+use crate::LiveError;
+use keel_tracking::webhooks::Deliverer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Tests ran; `drift` holds the verdicts.
+    Ok,
+    /// Fewer rows than `min_rows`: no verdict.
+    InsufficientData,
+    /// The evaluation could not run; `message` says why.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::InsufficientData => "insufficient_data",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// Share of a feature's window values that are missing (null or NaN).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnQuality {
+    pub missing_share: f64,
+}
+
+/// One evaluation of one monitor on one model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorResult {
+    pub monitor: String,
+    pub model: String,
+    /// The model version whose rows were tested (`""` when the window held none).
+    pub version: String,
+    #[serde(with = "rfc3339")]
+    pub evaluated_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub window_start: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub window_end: DateTime<Utc>,
+    pub rows: u64,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_quality: BTreeMap<String, ColumnQuality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<Performance>,
+    /// Alert rules that went pending, fired or resolved on this result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertEvent>,
+}
+
+mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Blocks until the inference log has finished its open files.
+pub type FlushLog = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Clone)]
+pub struct MonitorService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    specs: BTreeMap<String, MonitorSpec>,
+    log_root: PathBuf,
+    store: ResultStore,
+    references: Mutex<HashMap<String, Arc<Vec<RecordBatch>>>>,
+    gauges: Gauges,
+    alerts: Alerts,
+    flush: Option<FlushLog>,
+    /// One evaluation at a time: they are CPU-bound and share the gauges.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl MonitorService {
+    /// Opens the result store and loads every monitor's reference, so that
+    /// a missing or unreadable reference stops the server at start-up.
+    pub async fn open(
+        specs: Vec<MonitorSpec>,
+        log_root: PathBuf,
+        db: &Path,
+        flush: Option<FlushLog>,
+        deliverer: Option<Arc<Deliverer>>,
+    ) -> Result<MonitorService, LiveError> {
+        let store = ResultStore::open(db).await?;
+        let mut references = HashMap::new();
+        for spec in &specs {
+            let spec_for_load = spec.clone();
+            let batches = tokio::task::spawn_blocking(move || load_reference(&spec_for_load))
+                .await
+                .map_err(|err| LiveError::Spec(format!("loading a reference failed: {err}")))??;
+            references.insert(spec.name.clone(), Arc::new(batches));
+        }
+        Ok(MonitorService {
+            inner: Arc::new(Inner {
+                specs: specs
+                    .into_iter()
+                    .map(|spec| (spec.name.clone(), spec))
+                    .collect(),
+                log_root,
+                store,
+                references: Mutex::new(references),
+                gauges: Gauges::new(),
+                alerts: Alerts::new(deliverer),
+                flush,
+                running: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &MonitorSpec> {
+        self.inner.specs.values()
+    }
+
+    fn spec(&self, name: &str) -> Result<&MonitorSpec, LiveError> {
+        self.inner
+            .specs
+            .get(name)
+            .ok_or_else(|| LiveError::NotFound(format!("no monitor named `{name}`")))
+    }
+
+    /// Evaluates monitor `name` now; one result per model version with rows
+    /// in the window (one `insufficient_data` result when none has any).
+    pub async fn run(&self, name: &str) -> Result<Vec<MonitorResult>, LiveError> {
+        let spec = self.spec(name)?.clone();
+        let _running = self.inner.running.lock().await;
+        if let Some(flush) = self.inner.flush.clone() {
+            let _ = tokio::task::spawn_blocking(move || flush()).await;
+        }
+        let reference = self
+            .inner
+            .references
+            .lock()
+            .map_err(|_| LiveError::Spec("the reference cache is poisoned".to_owned()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LiveError::NotFound(format!("no reference for `{name}`")))?;
+        let now = Utc::now();
+        let window = chrono::Duration::from_std(spec.window).unwrap_or(chrono::Duration::hours(1));
+        let start = now - window;
+        let labels = match &spec.performance {
+            Some(_) => {
+                self.inner
+                    .store
+                    .labels_since(&spec.model, start.timestamp_millis())
+                    .await?
+            }
+            None => HashMap::new(),
+        };
+        let log_root = self.inner.log_root.clone();
+        let evaluated = spec.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            evaluate(&evaluated, &reference, &log_root, start, now, &labels)
+        })
+        .await
+        .map_err(|err| LiveError::Log(format!("the evaluation failed: {err}")))??;
+        let mut results = results;
+        for result in &mut results {
+            result.alerts = self.inner.alerts.evaluate(&spec.alerts, result);
+            self.inner.store.save_result(result).await?;
+            self.inner.gauges.record(result);
+            for rule in &spec.alerts {
+                let firing = self
+                    .inner
+                    .alerts
+                    .firing(&result.monitor, &result.version, &rule.name);
+                self.inner.gauges.set_alert(result, &rule.name, firing);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Stored results of `name`, newest first.
+    pub async fn results(
+        &self,
+        name: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<MonitorResult>, LiveError> {
+        self.spec(name)?;
+        self.inner.store.results(name, since_ms, limit).await
+    }
+
+    /// Stores ground truth for rows of `model`'s requests.
+    pub async fn post_labels(&self, model: &str, labels: &[Label]) -> Result<usize, LiveError> {
+        self.inner
+            .store
+            .save_labels(model, labels, Utc::now().timestamp_millis())
+            .await?;
+        Ok(labels.len())
+    }
+
+    /// The gauges in Prometheus text format 0.0.4.
+    pub fn render_metrics(&self) -> String {
+        self.inner.gauges.render()
+    }
+
+    /// Starts one task per monitor with `every`, evaluating it on that period.
+    pub fn spawn_schedules(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.specs()
+            .filter_map(|spec| Some((spec.name.clone(), spec.every?)))
+            .map(|(name, every)| {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks.tick().await; // the first tick is immediate
+                    loop {
+                        ticks.tick().await;
+                        match service.run(&name).await {
+                            Ok(results) => {
+                                for result in results {
+                                    tracing::info!(monitor = %name, version = %result.version, status = result.status.as_str(),
+                                        rows = result.rows, drifted = result.drift.as_ref().map(|d| d.dataset_drifted), "monitor evaluated");
+                                }
+                            }
+                            Err(err) => tracing::warn!(monitor = %name, error = %err, "monitor evaluation failed"),
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// The reference's batches, cut to the monitor's features when it names them.
+fn load_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
+    let Some(path) = &spec.reference else {
+        return Err(LiveError::Spec(format!(
+            "monitor `{}` has no reference",
+            spec.name
+        )));
+    };
+    let bad = |err: &dyn std::fmt::Display| {
+        LiveError::Spec(format!(
+            "monitor `{}`: cannot read the reference {}: {err}",
+            spec.name,
+            path.display()
+        ))
+    };
+    let file = File::open(path).map_err(|err| bad(&err))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|err| bad(&err))?
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|err| bad(&err))?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|err| bad(&err))?;
+    let Some(first) = batches.first() else {
+        return Err(bad(&"it has no rows"));
+    };
+    let Some(features) = &spec.features else {
+        return Ok(batches);
+    };
+    let schema = first.schema();
+    let indices: Vec<usize> = features
+        .iter()
+        .map(|feature| {
+            schema.index_of(feature).map_err(|_| {
+                bad(&format!(
+                    "it has no column `{feature}` (it has: {})",
+                    column_list(&schema)
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    batches
+        .iter()
+        .map(|batch| batch.project(&indices).map_err(|err| bad(&err)))
+        .collect()
+}
+
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|field| field.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One monitor over one window: a result per version.
+fn evaluate(
+    spec: &MonitorSpec,
+    reference: &[RecordBatch],
+    log_root: &Path,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    labels: &HashMap<(String, i64), String>,
+) -> Result<Vec<MonitorResult>, LiveError> {
+    let reference_schema = reference.first().map(RecordBatch::schema).ok_or_else(|| {
+        LiveError::Spec(format!(
+            "monitor `{}`: the reference has no rows",
+            spec.name
+        ))
+    })?;
+    // reference column -> log column
+    let log_name_of: BTreeMap<String, String> = reference_schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let reference_name = field.name().clone();
+            let log_name = spec
+                .column_map
+                .iter()
+                .find(|(_, to)| **to == reference_name)
+                .map(|(from, _)| from.clone())
+                .unwrap_or_else(|| reference_name.clone());
+            (reference_name, log_name)
+        })
+        .collect();
+    let mut columns: Vec<String> = log_name_of.values().cloned().collect();
+    columns.extend([REQUEST_ID_COLUMN.to_owned(), ROW_COLUMN.to_owned()]);
+    if let Some(perf) = &spec.performance {
+        columns.push(perf.prediction.clone());
+        columns.extend(perf.score.clone());
+    }
+    let versions = logread::read_window(
+        log_root,
+        &spec.model,
+        logread::micros(start),
+        logread::micros(end),
+        Some(&columns),
+    )?;
+    let base = |version: &str, rows: u64, status: Status, message: Option<String>| MonitorResult {
+        monitor: spec.name.clone(),
+        model: spec.model.clone(),
+        version: version.to_owned(),
+        evaluated_at: end,
+        window_start: start,
+        window_end: end,
+        rows,
+        status,
+        message,
+        drift: None,
+        data_quality: BTreeMap::new(),
+        performance: None,
+        alerts: Vec::new(),
+    };
+    if versions.is_empty() {
+        return Ok(vec![base(
+            "",
+            0,
+            Status::InsufficientData,
+            Some(format!(
+                "no inference-log rows of model `{}` in the window",
+                spec.model
+            )),
+        )]);
+    }
+    let mut results = Vec::new();
+    for rows in versions {
+        let n = rows.num_rows() as u64;
+        if n < spec.min_rows {
+            results.push(base(
+                &rows.version,
+                n,
+                Status::InsufficientData,
+                Some(format!(
+                    "{n} row(s) in the window; the monitor needs {}",
+                    spec.min_rows
+                )),
+            ));
+            continue;
+        }
+        let mut result = base(&rows.version, n, Status::Ok, None);
+        match evaluate_version(spec, reference, &log_name_of, &rows, labels) {
+            Ok((drift, quality, perf)) => {
+                result.drift = Some(drift);
+                result.data_quality = quality;
+                result.performance = perf;
+            }
+            Err(message) => {
+                result.status = Status::Error;
+                result.message = Some(message);
+            }
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+type VersionOutcome = (
+    DriftReport,
+    BTreeMap<String, ColumnQuality>,
+    Option<Performance>,
+);
+
+fn evaluate_version(
+    spec: &MonitorSpec,
+    reference: &[RecordBatch],
+    log_name_of: &BTreeMap<String, String>,
+    rows: &VersionRows,
+    labels: &HashMap<(String, i64), String>,
+) -> Result<VersionOutcome, String> {
+    let log_schema = rows.batches[0].schema();
+    // The features the log has, renamed to the reference's names.
+    let present: Vec<(&String, usize)> = log_name_of
+        .iter()
+        .filter_map(|(reference_name, log_name)| {
+            Some((reference_name, log_schema.index_of(log_name).ok()?))
+        })
+        .collect();
+    if present.is_empty() {
+        return Err(format!(
+            "no reference column is in the inference log (log columns: {}); map them with column_map",
+            column_list(&log_schema)
+        ));
+    }
+    let schema = Arc::new(Schema::new(
+        present
+            .iter()
+            .map(|(name, index)| {
+                Field::new(
+                    name.as_str(),
+                    log_schema.field(*index).data_type().clone(),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let current: Vec<RecordBatch> = rows
+        .batches
+        .iter()
+        .map(|batch| {
+            RecordBatch::try_new(
+                schema.clone(),
+                present
+                    .iter()
+                    .map(|(_, index)| batch.column(*index).clone())
+                    .collect(),
+            )
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|err| format!("cannot read the window's features: {err}"))?;
+    let mut tests = spec.column_stattests.clone();
+    if let Some(every) = spec.stattest {
+        for (name, _) in &present {
+            tests.entry((*name).clone()).or_insert(every);
+        }
+    }
+    let options = DriftOptions {
+        drift_share: spec.drift_share,
+        tests,
+        ..DriftOptions::default()
+    };
+    let drift =
+        DriftReport::compute(reference, &current, &options).map_err(|err| err.to_string())?;
+    let mut quality = BTreeMap::new();
+    let total = rows.num_rows().max(1) as f64;
+    for (position, (name, _)) in present.iter().enumerate() {
+        let mut missing = 0usize;
+        for batch in &current {
+            let column = batch.column(position);
+            missing += column.null_count();
+            if let Ok(numbers) = logread::number_values(column.as_ref()) {
+                missing += numbers
+                    .iter()
+                    .filter(|v| v.is_some_and(f64::is_nan))
+                    .count();
+            }
+        }
+        quality.insert(
+            (*name).clone(),
+            ColumnQuality {
+                missing_share: missing as f64 / total,
+            },
+        );
+    }
+    let perf = match &spec.performance {
+        Some(perf_spec) => Some(score(perf_spec, rows, labels)?),
+        None => None,
+    };
+    Ok((drift, quality, perf))
+}
+
+/// Joins the window's predictions with their labels and scores them.
+fn score(
+    perf: &crate::spec::PerformanceSpec,
+    rows: &VersionRows,
+    labels: &HashMap<(String, i64), String>,
+) -> Result<Performance, String> {
+    let schema = rows.batches[0].schema();
+    let column = |name: &str| {
+        schema.index_of(name).map_err(|_| {
+            format!(
+                "the inference log has no column `{name}` (it has: {})",
+                column_list(&schema)
+            )
+        })
+    };
+    let request_ids = column(REQUEST_ID_COLUMN)?;
+    let row_numbers = column(ROW_COLUMN)?;
+    let predictions = column(&perf.prediction)?;
+    let score_column = perf.score.as_deref().map(column).transpose()?;
+    let mut class_pairs = Vec::new();
+    let mut scores = Vec::new();
+    let mut numeric_pairs = Vec::new();
+    for batch in &rows.batches {
+        let ids =
+            logread::text_values(batch.column(request_ids).as_ref()).map_err(|e| e.to_string())?;
+        let row_index = logread::number_values(batch.column(row_numbers).as_ref())
+            .map_err(|e| e.to_string())?;
+        let predicted =
+            logread::text_values(batch.column(predictions).as_ref()).map_err(|e| e.to_string())?;
+        let batch_scores = match score_column {
+            Some(index) => Some(
+                logread::number_values(batch.column(index).as_ref()).map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        for i in 0..batch.num_rows() {
+            let (Some(id), Some(row), Some(prediction)) = (&ids[i], row_index[i], &predicted[i])
+            else {
+                continue;
+            };
+            let Some(truth) = labels.get(&(id.clone(), row as i64)) else {
+                continue;
+            };
+            match perf.task {
+                Task::Classification => {
+                    class_pairs.push((normalize_label(truth), normalize_label(prediction)));
+                    if let Some(batch_scores) = &batch_scores {
+                        scores.push(batch_scores[i].unwrap_or(f64::NAN));
+                    }
+                }
+                Task::Regression => {
+                    if let (Ok(truth), Ok(prediction)) = (
+                        truth.trim().parse::<f64>(),
+                        prediction.trim().parse::<f64>(),
+                    ) {
+                        numeric_pairs.push((truth, prediction));
+                    }
+                }
+            }
+        }
+    }
+    Ok(match perf.task {
+        Task::Classification => performance::classification(
+            &class_pairs,
+            score_column.map(|_| scores.as_slice()),
+            &perf.positive_label,
+        ),
+        Task::Regression => performance::regression(&numeric_pairs),
+    })
+}

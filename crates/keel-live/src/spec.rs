@@ -1,0 +1,326 @@
+//! Monitor definitions, as a YAML file holds them:
+//!
+//! ```yaml
+//! monitors:
+//!   - name: churn-drift
+//!     model: churn                 # served model name
+//!     reference: data/train.parquet  # default: the training dataset logged on
+//!                                  # the served registry version's run
+//!     features: [age, plan]        # default: every reference column the log has
+//!     column_map: {X.0: age}       # inference-log column -> reference column
+//!     window: 1h                   # rows of the last hour
+//!     every: 5m                    # schedule; absent = on demand only
+//!     min_rows: 30                 # fewer rows: no verdict, no alert
+//!     drift_share: 0.5
+//!     stattest: psi                # every column; default: Evidently's choice
+//!     column_stattests: {age: ks}
+//!     performance:                 # once labels are posted by request id
+//!       task: classification       # or regression
+//!       prediction: output_label   # inference-log column holding the prediction
+//!       score: output_probability.1  # optional, for ROC AUC (binary)
+//!       positive_label: "1"        # default "1"
+//!     alerts:                      # see `alerts`
+//!       - {name: drifted, when: dataset_drift, for: 10m, webhook: {url: https://...}}
+//! ```
+//!
+//! Relative reference paths are resolved against the YAML file's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keel_monitor::drift::StatTest;
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::{AlertRule, RawAlert};
+use crate::LiveError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorFile {
+    monitors: Vec<RawMonitor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    name: String,
+    model: String,
+    #[serde(default)]
+    reference: Option<PathBuf>,
+    #[serde(default)]
+    features: Option<Vec<String>>,
+    #[serde(default)]
+    column_map: BTreeMap<String, String>,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    every: Option<String>,
+    #[serde(default)]
+    min_rows: Option<u64>,
+    #[serde(default)]
+    drift_share: Option<f64>,
+    #[serde(default)]
+    stattest: Option<String>,
+    #[serde(default)]
+    column_stattests: BTreeMap<String, String>,
+    #[serde(default)]
+    performance: Option<PerformanceSpec>,
+    #[serde(default)]
+    alerts: Vec<RawAlert>,
+}
+
+/// What a monitor computes once ground truth arrives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceSpec {
+    pub task: Task,
+    /// The inference-log column holding the model's prediction.
+    pub prediction: String,
+    /// The inference-log column holding the positive class's score (ROC AUC).
+    #[serde(default)]
+    pub score: Option<String>,
+    #[serde(default = "default_positive_label")]
+    pub positive_label: String,
+}
+
+fn default_positive_label() -> String {
+    "1".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+/// A validated monitor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonitorSpec {
+    pub name: String,
+    pub model: String,
+    /// `None` until resolved from the model's lineage (see `keel serve`).
+    pub reference: Option<PathBuf>,
+    pub features: Option<Vec<String>>,
+    pub column_map: BTreeMap<String, String>,
+    #[serde(with = "seconds")]
+    pub window: Duration,
+    #[serde(with = "optional_seconds")]
+    pub every: Option<Duration>,
+    pub min_rows: u64,
+    pub drift_share: f64,
+    pub stattest: Option<StatTest>,
+    pub column_stattests: BTreeMap<String, StatTest>,
+    pub performance: Option<PerformanceSpec>,
+    pub alerts: Vec<AlertRule>,
+}
+
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(
+        value: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(value.as_secs_f64())
+    }
+}
+
+mod optional_seconds {
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => s.serialize_some(&value.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Default window of rows a monitor looks at.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+/// Default minimum of rows in a window for a verdict.
+pub const DEFAULT_MIN_ROWS: u64 = 30;
+
+/// Reads and validates a monitor file.
+pub fn load(path: &Path) -> Result<Vec<MonitorSpec>, LiveError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| LiveError::Spec(format!("cannot read {}: {err}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base).map_err(|err| LiveError::Spec(format!("{}: {err}", path.display())))
+}
+
+/// Parses monitor YAML; relative references are taken from `base`.
+pub fn parse(text: &str, base: &Path) -> Result<Vec<MonitorSpec>, String> {
+    let file: MonitorFile = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut specs = Vec::new();
+    for raw in file.monitors {
+        let name = raw.name.clone();
+        let spec = validate(raw, base).map_err(|err| format!("monitor `{name}`: {err}"))?;
+        if !seen.insert(spec.name.clone()) {
+            return Err(format!("monitor `{}` is defined twice", spec.name));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if !valid_name(&raw.name) {
+        return Err("names use letters, digits, '-', '_' and '.'".to_owned());
+    }
+    if raw.model.is_empty() || raw.model.contains('/') || raw.model.starts_with('.') {
+        return Err(format!("`{}` is not a served model name", raw.model));
+    }
+    let window = match &raw.window {
+        Some(text) => parse_duration(text)?,
+        None => DEFAULT_WINDOW,
+    };
+    if window.is_zero() {
+        return Err("window must be above 0".to_owned());
+    }
+    let every = raw.every.as_deref().map(parse_duration).transpose()?;
+    if every.is_some_and(|every| every < Duration::from_secs(1)) {
+        return Err("every must be at least 1s".to_owned());
+    }
+    let drift_share = raw.drift_share.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&drift_share) {
+        return Err("drift_share must be between 0 and 1".to_owned());
+    }
+    let test = |name: &str| {
+        StatTest::parse(name).ok_or_else(|| {
+            format!("unknown test `{name}` (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div, hellinger, mannw, cramer_von_mises, anderson)")
+        })
+    };
+    let stattest = raw.stattest.as_deref().map(test).transpose()?;
+    let column_stattests = raw
+        .column_stattests
+        .iter()
+        .map(|(column, name)| Ok((column.clone(), test(name)?)))
+        .collect::<Result<_, String>>()?;
+    if let Some(features) = &raw.features {
+        if features.is_empty() {
+            return Err("features, when given, must name at least one column".to_owned());
+        }
+    }
+    let alerts: Vec<AlertRule> = raw
+        .alerts
+        .into_iter()
+        .map(RawAlert::validate)
+        .collect::<Result<_, _>>()?;
+    let mut alert_names = std::collections::BTreeSet::new();
+    for alert in &alerts {
+        if !alert_names.insert(alert.name.as_str()) {
+            return Err(format!("alert `{}` is defined twice", alert.name));
+        }
+    }
+    let reference = raw.reference.map(|reference| {
+        if reference.is_absolute() {
+            reference
+        } else {
+            base.join(reference)
+        }
+    });
+    Ok(MonitorSpec {
+        name: raw.name,
+        model: raw.model,
+        reference,
+        features: raw.features,
+        column_map: raw.column_map,
+        window,
+        every,
+        min_rows: raw.min_rows.unwrap_or(DEFAULT_MIN_ROWS),
+        drift_share,
+        stattest,
+        column_stattests,
+        performance: raw.performance,
+        alerts,
+    })
+}
+
+/// `90s`, `15m`, `1h`, `2d`, `1w`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 1h or 2d"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 90s, 15m, 1h or 2d"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 1h or 2d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn parses_and_resolves_relative_references() {
+        let specs = parse(
+            "monitors:\n  - name: m1\n    model: lr\n    reference: ref.parquet\n    window: 30m\n    every: 1m\n    column_stattests: {a: psi}\n    performance: {task: classification, prediction: output_label}\n",
+            Path::new("/repo"),
+        )
+        .unwrap();
+        assert_eq!(specs[0].reference, Some(PathBuf::from("/repo/ref.parquet")));
+        assert_eq!(specs[0].window, Duration::from_secs(1800));
+        assert_eq!(specs[0].every, Some(Duration::from_secs(60)));
+        assert_eq!(specs[0].column_stattests["a"], StatTest::Psi);
+        assert_eq!(specs[0].performance.as_ref().unwrap().positive_label, "1");
+    }
+
+    #[test]
+    fn rejects_mistakes_with_the_monitor_named() {
+        let err = parse(
+            "monitors:\n  - name: m1\n    model: lr\n    reference: r.parquet\n    stattest: nope\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("monitor `m1`") && err.contains("unknown test `nope`"),
+            "{err}"
+        );
+        let err = parse(
+            "monitors:\n  - {name: a, model: lr, reference: r.parquet}\n  - {name: a, model: lr, reference: r.parquet}\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(err.contains("defined twice"), "{err}");
+        let err = parse(
+            "monitors:\n  - {name: a, model: lr, reference: r.parquet, windw: 1h}\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(err.contains("windw"), "{err}");
+    }
+}

@@ -1,0 +1,236 @@
+"""Live monitors in `keel serve --monitors`: drift of served traffic against the training
+data, read back from the real inference log, quiet on undrifted traffic and loud on drifted
+traffic; labels posted later by request id give scikit-learn's accuracy, F1 and ROC AUC;
+verdicts are stored, queryable over time and exported as Prometheus gauges."""
+
+import json
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import keel_bin
+from test_serving import N_FEATURES, KeelServe
+from test_webhooks import Receiver, verify_signature
+
+ALERT_SECRET = "alert-secret"
+
+def _column_map():
+    return {f"X.{i}": f"f{i}" for i in range(N_FEATURES)}
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    work = tmp_path_factory.mktemp("monitored")
+    receiver = Receiver()
+    X, y = make_classification(n_samples=3000, n_features=N_FEATURES, n_informative=5, random_state=7)
+    X = X.astype(np.float32)
+    train_X, train_y = X[:2000], y[:2000]
+    model = LogisticRegression(max_iter=500).fit(train_X, train_y)
+    onx = to_onnx(model, train_X[:1], options={id(model): {"zipmap": False}})
+    onnx_path = work / "lr.onnx"
+    onnx_path.write_bytes(onx.SerializeToString())
+    pq.write_table(pa.table({f"f{i}": train_X[:, i] for i in range(N_FEATURES)}), work / "ref.parquet")
+    column_map = json.dumps(_column_map())
+    perf = "{task: classification, prediction: label, score: probabilities.1}"
+    (work / "monitors.yaml").write_text(f"""monitors:
+  - name: lr-drift
+    model: lr
+    reference: ref.parquet
+    column_map: {column_map}
+    window: 1h
+    min_rows: 50
+    performance: {perf}
+  - name: shifted-drift
+    model: shifted
+    reference: ref.parquet
+    column_map: {column_map}
+    min_rows: 50
+    alerts:
+      - {{name: drifted, when: dataset_drift, webhook: {{url: "{receiver.url}", secret: {ALERT_SECRET}}}}}
+      - {{name: slow-burn, when: drifted_share >= 0.5, for: 1h, webhook: {{url: "{receiver.url}"}}}}
+      - {{name: needs-many, when: dataset_drift, min_rows: 100000, webhook: {{url: "{receiver.url}"}}}}
+  - name: lr-scheduled
+    model: lr
+    reference: ref.parquet
+    column_map: {column_map}
+    every: 1s
+    min_rows: 1
+""")
+    server = KeelServe(work, [f"lr={onnx_path}", f"shifted={onnx_path}"],
+                       extra_args=["--monitors", str(work / "monitors.yaml"),
+                                   "--monitor-db", str(work / "monitors.db"),
+                                   "--webhook-allowed-destinations", "127.0.0.1"])
+    server.start()
+    server.receiver = receiver
+    yield server, X[2000:], y[2000:]
+    server.stop()
+    receiver.close()
+
+
+def _infer(server, model, rows, request_id):
+    body = {"id": request_id, "inputs": [{"name": "X", "shape": list(rows.shape), "datatype": "FP32",
+                                          "data": rows.ravel().tolist()}]}
+    response = requests.post(f"{server.url}/v2/models/{model}/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    labels = np.array(outputs["label"]["data"])
+    proba = np.array(outputs["probabilities"]["data"], dtype=np.float32).reshape(len(rows), 2)
+    return labels, proba
+
+
+def _run(server, name):
+    response = requests.post(f"{server.url}/v2/monitors/{name}/run")
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_monitor_is_quiet_on_undrifted_traffic_and_scores_posted_labels(monitored):
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+    server, X, y = monitored
+    before = _run(server, "lr-drift")
+    assert [r["status"] for r in before] == ["insufficient_data"] and before[0]["rows"] == 0
+
+    predictions, scores = [], []
+    for start in range(0, 400, 50):
+        labels, proba = _infer(server, "lr", X[start:start + 50], f"ok-{start}")
+        predictions.append(labels)
+        scores.append(proba[:, 1])
+    predictions, scores = np.concatenate(predictions), np.concatenate(scores)
+
+    [result] = _run(server, "lr-drift")
+    assert result["status"] == "ok", result
+    assert result["version"] == "1" and result["rows"] == 400
+    drift = result["drift"]
+    assert {c["column"] for c in drift["columns"]} == {f"f{i}" for i in range(N_FEATURES)}
+    assert drift["dataset_drifted"] is False and drift["drifted_share"] < 0.5
+    assert all(q["missing_share"] == 0 for q in result["data_quality"].values())
+    assert result["performance"]["labelled_rows"] == 0
+
+    # Ground truth arrives later: half by row, half as one list per request.
+    body = {"labels": []}
+    for start in range(0, 400, 50):
+        truth = [int(v) for v in y[start:start + 50]]
+        if start < 200:
+            body["labels"] += [{"request_id": f"ok-{start}", "row": i, "label": v} for i, v in enumerate(truth)]
+        else:
+            body["labels"].append({"request_id": f"ok-{start}", "labels": truth})
+    response = requests.post(f"{server.url}/v2/models/lr/labels", json=body)
+    assert response.status_code == 200 and response.json() == {"stored": 400}, response.text
+
+    [result] = _run(server, "lr-drift")
+    perf = result["performance"]
+    assert perf["labelled_rows"] == 400
+    truth = y[:400]
+    assert perf["metrics"]["accuracy"] == pytest.approx(accuracy_score(truth, predictions), abs=1e-12)
+    assert perf["metrics"]["precision"] == pytest.approx(precision_score(truth, predictions), abs=1e-12)
+    assert perf["metrics"]["recall"] == pytest.approx(recall_score(truth, predictions), abs=1e-12)
+    assert perf["metrics"]["f1"] == pytest.approx(f1_score(truth, predictions), abs=1e-12)
+    assert perf["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+
+    stored = requests.get(f"{server.url}/v2/monitors/lr-drift/results", params={"limit": 10}).json()["results"]
+    assert [r["status"] for r in stored] == ["ok", "ok", "insufficient_data"]
+    assert stored[0]["performance"] == perf
+    later = requests.get(f"{server.url}/v2/monitors/lr-drift/results",
+                         params={"since": stored[0]["evaluated_at"]}).json()["results"]
+    assert len(later) == 1
+
+
+def test_monitor_flags_injected_drift_in_metrics_and_cli(monitored):
+    server, X, _ = monitored
+    shifted = X[:300].copy()
+    shifted[:, :5] += 3.0  # most features move by about three standard deviations
+    for start in range(0, 300, 100):
+        _infer(server, "shifted", shifted[start:start + 100], f"shift-{start}")
+
+    out = subprocess.run([str(keel_bin()), "monitor", "run", "shifted-drift", "--url", server.url],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "dataset drift DETECTED" in out.stdout, out.stdout
+    assert "shifted-drift | model shifted version 1" in out.stdout
+
+    [result] = requests.get(f"{server.url}/v2/monitors/shifted-drift/results").json()["results"]
+    assert result["drift"]["dataset_drifted"] is True
+    drifted = {c["column"] for c in result["drift"]["columns"] if c["drifted"]}
+    assert {f"f{i}" for i in range(5)} <= drifted
+
+    metrics = requests.get(f"{server.url}/metrics").text
+    assert 'keel_dataset_drift_detected{model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
+    assert 'keel_drift_detected{feature="f0",model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
+    assert 'keel_monitor_window_rows{model="shifted",monitor="shifted-drift",version="1"} 300' in metrics
+    assert "keel_inference_requests_total" in metrics  # the serving metrics are still there
+
+    # Alert rules: `drifted` fires at once, `slow-burn` waits for its hour, `needs-many`
+    # never sees enough rows to be evaluated.
+    assert {(a["alert"], a["status"]) for a in result["alerts"]} == {("drifted", "firing"), ("slow-burn", "pending")}
+    assert 'keel_monitor_alert_firing{alert="drifted",model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
+    assert 'keel_monitor_alert_firing{alert="slow-burn",model="shifted",monitor="shifted-drift",version="1"} 0' in metrics
+    delivery = server.receiver.next(timeout=60)
+    assert verify_signature(delivery, ALERT_SECRET)
+    payload = json.loads(delivery["body"])
+    assert payload["alert"] == "drifted" and payload["status"] == "firing"
+    assert payload["model"] == "shifted" and payload["version"] == "1" and payload["rows"] == 300
+    assert {f"f{i}" for i in range(5)} <= set(payload["drifted_columns"])
+    assert server.receiver.deliveries.empty()
+
+
+def test_scheduled_monitor_evaluates_on_its_own(monitored):
+    server, X, _ = monitored
+    _infer(server, "lr", X[:10], "scheduled")
+    deadline = time.monotonic() + 60
+    results = []
+    while time.monotonic() < deadline:
+        results = requests.get(f"{server.url}/v2/monitors/lr-scheduled/results").json()["results"]
+        if any(r["status"] == "ok" for r in results):
+            break
+        time.sleep(0.5)
+    assert any(r["status"] == "ok" and r["rows"] >= 10 for r in results), results
+    out = subprocess.run([str(keel_bin()), "monitor", "results", "lr-scheduled", "--url", server.url,
+                          "--limit", "1", "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 1
+
+
+def test_bad_requests_get_clear_errors(monitored):
+    server, _, _ = monitored
+    response = requests.post(f"{server.url}/v2/monitors/nope/run")
+    assert response.status_code == 404 and "no monitor named `nope`" in response.json()["error"]
+    response = requests.post(f"{server.url}/v2/models/lr/labels", json={"labels": [{"request_id": "a"}]})
+    assert response.status_code == 400 and response.json()["error"].startswith("labels[0]")
+    response = requests.post(f"{server.url}/v2/models/lr/labels", data=b"not json",
+                             headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    response = requests.get(f"{server.url}/v2/monitors/lr-drift/results", params={"since": "yesterday"})
+    assert response.status_code == 400
+    out = subprocess.run([str(keel_bin()), "monitor", "run", "nope", "--url", server.url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "no monitor named `nope`" in out.stderr
+    assert "panicked" not in out.stderr
+
+
+def test_monitor_of_an_unserved_model_stops_the_server_at_start(tmp_path, monitored):
+    server, _, _ = monitored
+    spec = tmp_path / "m.yaml"
+    spec.write_text(f"monitors:\n  - {{name: m, model: ghost, reference: {server.work_dir / 'ref.parquet'}}}\n")
+    onnx = server.work_dir / "lr.onnx"
+    out = subprocess.run([str(keel_bin()), "serve", f"lr={onnx}", "--port", "0", "--grpc-port", "0",
+                          "--inference-log", str(tmp_path / "log"), "--monitors", str(spec),
+                          "--monitor-db", str(tmp_path / "m.db")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "monitor `m` watches model `ghost`, which is not served here" in out.stderr
+    spec.write_text("monitors:\n  - {name: m, model: lr, reference: missing.parquet}\n")
+    out = subprocess.run([str(keel_bin()), "serve", f"lr={onnx}", "--port", "0", "--grpc-port", "0",
+                          "--inference-log", str(tmp_path / "log"), "--monitors", str(spec),
+                          "--monitor-db", str(tmp_path / "m.db")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "cannot read the reference" in out.stderr
