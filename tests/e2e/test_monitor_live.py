@@ -234,3 +234,47 @@ def test_monitor_of_an_unserved_model_stops_the_server_at_start(tmp_path, monito
                           "--monitor-db", str(tmp_path / "m.db")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "cannot read the reference" in out.stderr
+
+
+def test_reference_defaults_to_the_training_dataset_logged_on_the_models_run(client, tracking_uri, tmp_path):
+    """A model that came through the registry is monitored against the data it was trained on
+    (its run's `log_input(..., context="training")`), without the user naming it."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from e2e_helpers import unique_name
+
+    name = unique_name("monitored")
+    X, y = make_classification(n_samples=400, n_features=4, n_informative=3, n_redundant=0, random_state=3)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    train_path = tmp_path / "train.parquet"
+    frame.to_parquet(train_path)
+    model = LogisticRegression(max_iter=500).fit(frame, y)
+    with mlflow.start_run():
+        mlflow.log_input(mlflow.data.from_pandas(frame, source=str(train_path), name="train"), context="training")
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                 signature=infer_signature(frame, model.predict(frame)))
+    serve_dir = tmp_path / "serve"
+    serve_dir.mkdir()
+    probe = KeelServe(serve_dir, [f"models:/{name}/1"], tracking_uri=tracking_uri).start()
+    input_name = requests.get(f"{probe.url}/v2/models/{name}").json()["inputs"][0]["name"]
+    probe.stop()
+    column_map = json.dumps({f"{input_name}.{i}": f"f{i}" for i in range(4)})
+    spec = tmp_path / "monitors.yaml"
+    spec.write_text(f"monitors:\n  - {{name: auto, model: {name}, min_rows: 10, column_map: {column_map}}}\n")
+    server = KeelServe(serve_dir, [f"models:/{name}/1"], tracking_uri=tracking_uri,
+                       extra_args=["--monitors", str(spec), "--monitor-db", str(tmp_path / "m.db")]).start()
+    try:
+        assert f"monitor `auto`: reference {train_path}" in server.log_text()
+        rows = frame.to_numpy()[:40]
+        body = {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP64", "data": rows.tolist()}]}
+        assert requests.post(f"{server.url}/v2/models/{name}/infer", json=body).status_code == 200
+        [result] = _run(server, "auto")
+        assert result["status"] == "ok" and result["rows"] == 40, result
+        assert {c["column"] for c in result["drift"]["columns"]} == {"f0", "f1", "f2", "f3"}
+        assert result["drift"]["dataset_drifted"] is False
+    finally:
+        server.stop()
