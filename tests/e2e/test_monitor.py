@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import numpy as np
+import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
@@ -156,3 +157,34 @@ def test_html_report_of_a_million_rows_renders_in_headless_chromium(tmp_path):
     assert colors is not None and len(colors) > 20
     # The current-data bar color is on the page.
     assert any(rgb == (0xD9, 0x53, 0x4F) for _, rgb in colors)
+
+
+def test_drift_from_profiles_matches_the_raw_report(tmp_path):
+    """`keel data profile` summaries compared instead of rows: the same verdicts, exact scores
+    for categories (and small numeric columns), distance scores close to the raw ones."""
+    rng = np.random.default_rng(5)
+    n = 300_000
+    _write(tmp_path / "ref.parquet", {"x": rng.normal(0, 1, n), "city": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])})
+    _write(tmp_path / "cur.parquet", {"x": rng.normal(0.6, 1, n), "city": rng.choice(["a", "b", "c"], n, p=[0.3, 0.3, 0.4])})
+    for name in ("ref", "cur"):
+        out = subprocess.run([str(keel_bin()), "data", "profile", str(tmp_path / f"{name}.parquet"),
+                              "-o", str(tmp_path / f"{name}.json")], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+
+    def drift(reference, current):
+        out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / reference),
+                              "--current", str(tmp_path / current), "--json"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return {c["column"]: c for c in json.loads(out.stdout)["columns"]}
+
+    raw = drift("ref.parquet", "cur.parquet")
+    profiles = drift("ref.json", "cur.json")
+    mixed = drift("ref.json", "cur.parquet")
+    for report in (profiles, mixed):
+        assert report["city"]["score"] == raw["city"]["score"] and "approximate" not in report["city"]
+        assert report["x"]["approximate"] is True and report["x"]["test"] == raw["x"]["test"] == "wasserstein"
+        assert report["x"]["score"] == pytest.approx(raw["x"]["score"], rel=0.05)
+        assert {c: report[c]["drifted"] for c in report} == {c: raw[c]["drifted"] for c in raw}
+    out = subprocess.run([str(keel_bin()), "monitor", "drift", "--reference", str(tmp_path / "ref.json"),
+                          "--current", str(tmp_path / "cur.json"), "--stattest", "ks"], capture_output=True, text=True)
+    assert out.returncode != 0 and "needs every value" in out.stderr and "panicked" not in out.stderr

@@ -512,7 +512,7 @@ fn finish_binning(
 
 /// Evidently replaces empty bins by the smallest non-empty share / 10^6 when
 /// that share is at most 0.0001, by 0.0001 otherwise.
-fn fill_zero_shares(shares: &mut [f64]) {
+pub(crate) fn fill_zero_shares(shares: &mut [f64]) {
     let smallest = shares
         .iter()
         .copied()
@@ -533,13 +533,18 @@ fn fill_zero_shares(shares: &mut [f64]) {
 
 /// numpy's `histogram_bin_edges(values, bins="sturges")` for sorted values.
 pub(crate) fn sturges_edges(sorted: &[f64]) -> Vec<f64> {
-    let (mut first, mut last) = (sorted[0], sorted[sorted.len() - 1]);
+    sturges_edges_for(sorted[0], sorted[sorted.len() - 1], sorted.len())
+}
+
+/// [`sturges_edges`] from the smallest and largest of `n` values.
+pub(crate) fn sturges_edges_for(min: f64, max: f64, n: usize) -> Vec<f64> {
+    let (mut first, mut last) = (min, max);
     if first == last {
         first -= 0.5;
         last += 0.5;
     }
-    let range = sorted[sorted.len() - 1] - sorted[0];
-    let width = range / ((sorted.len() as f64).log2() + 1.0);
+    let range = max - min;
+    let width = range / ((n as f64).log2() + 1.0);
     let n_bins = if width > 0.0 {
         ((last - first) / width).ceil() as usize
     } else {

@@ -223,6 +223,7 @@ mod tests {
             score: if drifted { 0.001 } else { 0.4 },
             threshold: 0.05,
             drifted,
+            approximate: false,
             histogram,
         }
     }

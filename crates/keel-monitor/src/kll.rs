@@ -93,6 +93,45 @@ impl KllSketch {
         weighted.last().map(|(value, _)| *value)
     }
 
+    /// Every value summarised, when no compaction has happened yet: the
+    /// sketch then holds its whole input (up to about `k` values).
+    pub fn exact_values(&self) -> Option<Vec<f64>> {
+        let exact = self.levels.iter().skip(1).all(Vec::is_empty)
+            && self.levels.first().map_or(0, Vec::len) as u64 == self.count;
+        exact.then(|| self.levels.first().cloned().unwrap_or_default())
+    }
+
+    /// `m` values at the centres of `m` equal rank slices: a stand-in sample
+    /// with the sketch's distribution (within its rank error). Empty when
+    /// the sketch is.
+    pub fn quantile_sample(&self, m: usize) -> Vec<f64> {
+        let weighted = self.sorted_weighted();
+        let total: u64 = weighted.iter().map(|(_, weight)| weight).sum();
+        if total == 0 || m == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(m);
+        let mut cumulative = 0u64;
+        let mut items = weighted.iter();
+        let mut current = None;
+        for index in 0..m {
+            let target = (index as f64 + 0.5) / m as f64 * total as f64;
+            while (cumulative as f64) < target {
+                match items.next() {
+                    Some((value, weight)) => {
+                        cumulative += weight;
+                        current = Some(*value);
+                    }
+                    None => break,
+                }
+            }
+            if let Some(value) = current {
+                out.push(value);
+            }
+        }
+        out
+    }
+
     /// Estimated fraction of values `<= value`.
     pub fn rank(&self, value: f64) -> f64 {
         if self.count == 0 {

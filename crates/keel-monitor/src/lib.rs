@@ -9,6 +9,7 @@ pub mod html;
 pub mod kll;
 pub mod kolmogorov;
 pub mod profile;
+pub mod profile_drift;
 pub mod report;
 pub mod validation;
 

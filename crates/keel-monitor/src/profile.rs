@@ -33,6 +33,14 @@ pub enum ColumnSummary {
 }
 
 impl ColumnSummary {
+    /// Rows summarised, nulls included.
+    pub fn count(&self) -> u64 {
+        match self {
+            ColumnSummary::Numeric(profile) => profile.count,
+            ColumnSummary::Categorical(profile) => profile.count,
+        }
+    }
+
     fn kind_name(&self) -> &'static str {
         match self {
             ColumnSummary::Numeric(_) => "numeric",

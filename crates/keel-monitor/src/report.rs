@@ -41,6 +41,11 @@ pub struct ColumnDrift {
     pub score: f64,
     pub threshold: f64,
     pub drifted: bool,
+    /// True when the score comes from profiles' sketches rather than every
+    /// value (see `DriftReport::from_profiles`): close, not equal, to the
+    /// score on the raw data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
     /// Both samples binned alike, for plots (reports never embed raw rows).
     #[serde(default)]
     pub histogram: Histogram,
@@ -63,7 +68,7 @@ pub struct Histogram {
 pub const MAX_HISTOGRAM_CATEGORIES: usize = 20;
 
 impl Histogram {
-    fn numeric(reference: &[f64], current: &[f64]) -> Histogram {
+    pub(crate) fn numeric(reference: &[f64], current: &[f64]) -> Histogram {
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
         for value in reference.iter().chain(current) {
             low = low.min(*value);
@@ -151,7 +156,7 @@ pub struct DriftReport {
     pub dataset_drifted: bool,
 }
 
-enum ColumnValues {
+pub(crate) enum ColumnValues {
     Numeric(Vec<f64>),
     Categorical(BTreeMap<String, u64>),
 }
@@ -292,7 +297,7 @@ fn numeric_counts(values: &[f64]) -> BTreeMap<String, u64> {
     counts
 }
 
-fn column_drift(
+pub(crate) fn column_drift(
     name: &str,
     reference: ColumnValues,
     current: ColumnValues,
@@ -391,6 +396,7 @@ fn column_drift(
         score,
         threshold,
         drifted: !score.is_nan() && test.drifted(score, threshold),
+        approximate: false,
         histogram,
     })
 }

@@ -123,10 +123,11 @@ pub enum MonitorCommand {
     /// Test every column of CURRENT against REFERENCE (Parquet files) with Evidently's default
     /// test for its type and size; the dataset drifts when the share of drifted columns reaches --drift-share
     Drift {
-        /// Reference data (e.g. the training set), Parquet
+        /// Reference data (e.g. the training set): Parquet, or a profile (.json) from
+        /// `keel data profile` (then distance tests run on its sketches; see --json's `approximate`)
         #[arg(long)]
         reference: PathBuf,
-        /// Current data (e.g. an inference log partition), Parquet
+        /// Current data (e.g. an inference log partition): Parquet or a profile (.json)
         #[arg(long)]
         current: PathBuf,
         /// Print the report as JSON
@@ -147,10 +148,10 @@ pub enum MonitorCommand {
     /// Write a drift report as one self-contained HTML file (summary table and a
     /// distribution plot per column, drawn from histograms), or JSON with -o *.json
     Report {
-        /// Reference data (e.g. the training set), Parquet
+        /// Reference data (e.g. the training set): Parquet or a profile (.json)
         #[arg(long)]
         reference: PathBuf,
-        /// Current data, Parquet
+        /// Current data: Parquet or a profile (.json)
         #[arg(long)]
         current: PathBuf,
         /// Output file: .html (default) or .json

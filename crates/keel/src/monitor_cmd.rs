@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use arrow::record_batch::RecordBatch;
 use keel_monitor::drift::StatTest;
+use keel_monitor::profile::Profile;
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -234,6 +235,43 @@ fn drift_report(
             .split_once('=')
             .with_context(|| format!("--column-stattest `{spec}` must be COLUMN=TEST"))?;
         tests.insert(column.to_owned(), parse_test(name)?);
+    }
+    let is_profile = |path: &Path| {
+        path.extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"))
+    };
+    if is_profile(reference) || is_profile(current) {
+        // Profiles (`keel data profile`): compare the summaries; a Parquet side is profiled first.
+        let load = |path: &Path| -> Result<Profile> {
+            if is_profile(path) {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is not a profile written by `keel data profile`",
+                        path.display()
+                    )
+                })
+            } else {
+                Profile::from_batches(read_parquet(path)?)
+                    .map_err(|err| anyhow::anyhow!("cannot profile {}: {err}", path.display()))
+            }
+        };
+        let (reference_profile, current_profile) = (load(reference)?, load(current)?);
+        if let (Some(every), Some(first)) = (every, Some(&reference_profile)) {
+            for column in &first.columns {
+                tests.entry(column.name.clone()).or_insert(every);
+            }
+        }
+        let options = DriftOptions {
+            drift_share,
+            tests,
+            ..DriftOptions::default()
+        };
+        let report = DriftReport::from_profiles(&reference_profile, &current_profile, &options)
+            .map_err(|err| anyhow::anyhow!("cannot compute drift from profiles: {err}"))?;
+        let rows = |profile: &Profile| profile.columns.first().map_or(0, |c| c.summary.count());
+        return Ok((report, rows(&reference_profile), rows(&current_profile)));
     }
     let reference_batches = read_parquet(reference)?;
     let current_batches = read_parquet(current)?;
