@@ -278,3 +278,57 @@ def test_reference_defaults_to_the_training_dataset_logged_on_the_models_run(cli
         assert result["drift"]["dataset_drifted"] is False
     finally:
         server.stop()
+
+
+def test_monitors_defined_through_the_api_persist_across_restarts(monitored, tmp_path):
+    server, X, _ = monitored
+    onnx, ref = server.work_dir / "lr.onnx", server.work_dir / "ref.parquet"
+    db = tmp_path / "api.db"
+    spec = {"model": "lr", "reference": str(ref), "column_map": _column_map(), "min_rows": 5, "window": "30m"}
+
+    def serve():
+        return KeelServe(tmp_path / "api", [f"lr={onnx}"], extra_args=["--monitor-db", str(db)]).start()
+
+    first = serve()
+    try:
+        url = f"{first.url}/v2/monitors/api-drift"
+        response = requests.put(url, json=spec)
+        assert response.status_code == 201, response.text
+        assert response.json()["monitor"]["window"] == 1800
+        assert requests.put(url, json={**spec, "min_rows": 6}).status_code == 200
+        assert requests.get(url).json()["monitor"]["min_rows"] == 6
+        _infer(first, "lr", X[:20], "api")
+        [result] = _run(first, "api-drift")
+        assert result["status"] == "ok" and result["rows"] == 20
+        # Mistakes are refused with the reason; nothing is kept.
+        for bad, reason in [({**spec, "model": "ghost"}, "not served here"),
+                            ({**spec, "reference": "ref.parquet"}, "absolute"),
+                            ({**spec, "windw": "1h"}, "windw"),
+                            ({**spec, "name": "other"}, "the URL `bad`")]:
+            response = requests.put(f"{first.url}/v2/monitors/bad", json=bad)
+            assert response.status_code == 400 and reason in response.json()["error"], (bad, response.text)
+        assert requests.get(f"{first.url}/v2/monitors/bad").status_code == 404
+        assert [m["name"] for m in requests.get(f"{first.url}/v2/monitors").json()["monitors"]] == ["api-drift"]
+    finally:
+        first.stop()
+
+    second = serve()
+    try:
+        url = f"{second.url}/v2/monitors/api-drift"
+        assert requests.get(url).json()["monitor"]["min_rows"] == 6  # kept across the restart
+        stored = requests.get(f"{url}/results").json()["results"]
+        assert len(stored) == 1 and stored[0]["rows"] == 20
+        assert requests.delete(url).status_code == 200
+        assert requests.post(f"{url}/run").status_code == 404
+    finally:
+        second.stop()
+    third = serve()
+    try:
+        assert requests.get(f"{third.url}/v2/monitors").json()["monitors"] == []
+    finally:
+        third.stop()
+
+    # A monitor of the --monitors file cannot be replaced or deleted through the API.
+    response = requests.put(f"{server.url}/v2/monitors/lr-drift", json=spec)
+    assert response.status_code == 400 and "--monitors file" in response.json()["error"]
+    assert requests.delete(f"{server.url}/v2/monitors/lr-drift").status_code == 400

@@ -2,6 +2,8 @@
 //! Inference Protocol (errors are `{"error": "..."}` like the OIP routes):
 //!
 //! - `GET  /v2/monitors`: the monitors and their settings
+//! - `PUT  /v2/monitors/{name}`: create or replace a monitor (the YAML file's fields as JSON;
+//!   kept across restarts), `GET` / `DELETE` it
 //! - `POST /v2/monitors/{name}/run`: evaluate now; the results
 //! - `GET  /v2/monitors/{name}/results?since=RFC3339|unix-ms&limit=N`: stored results, newest first
 //! - `POST /v2/models/{model}/labels`: ground truth,
@@ -26,6 +28,7 @@ pub const MAX_LABELS_PER_REQUEST: usize = 100_000;
 pub fn router(service: MonitorService) -> Router {
     Router::new()
         .route("/v2/monitors", get(list))
+        .route("/v2/monitors/{name}", get(show).put(put).delete(delete))
         .route("/v2/monitors/{name}/run", post(run))
         .route("/v2/monitors/{name}/results", get(results))
         .route("/v2/models/{model}/labels", post(labels))
@@ -48,8 +51,49 @@ impl IntoResponse for LiveError {
 }
 
 async fn list(State(service): State<MonitorService>) -> Response {
-    let monitors: Vec<_> = service.specs().collect();
+    let monitors = service.specs();
     Json(json!({ "monitors": monitors })).into_response()
+}
+
+async fn show(State(service): State<MonitorService>, Path(name): Path<String>) -> Response {
+    match service.spec(&name) {
+        Ok(spec) => Json(json!({ "monitor": spec })).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn put(
+    State(service): State<MonitorService>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be JSON: {}", rejection.body_text()),
+            )
+        }
+    };
+    match service.put(&name, &body).await {
+        Ok((spec, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(json!({ "monitor": spec }))).into_response()
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn delete(State(service): State<MonitorService>, Path(name): Path<String>) -> Response {
+    match service.delete(&name).await {
+        Ok(()) => Json(json!({})).into_response(),
+        Err(err) => err.into_response(),
+    }
 }
 
 async fn run(State(service): State<MonitorService>, Path(name): Path<String>) -> Response {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::Array;
 use arrow::datatypes::{Field, Schema};
@@ -106,86 +106,231 @@ mod rfc3339 {
 /// Blocks until the inference log has finished its open files.
 pub type FlushLog = Arc<dyn Fn() + Send + Sync>;
 
+/// Checks a monitor against what is served and fills in what the server
+/// knows (the reference from the model's lineage); blocking.
+pub type PrepareSpec = Arc<dyn Fn(MonitorSpec) -> Result<MonitorSpec, String> + Send + Sync>;
+
+/// What the service needs besides the monitors.
+pub struct ServiceOptions {
+    /// The inference log's root directory.
+    pub log_root: PathBuf,
+    /// The SQLite file of results, labels and API-defined monitors.
+    pub db: PathBuf,
+    pub flush: Option<FlushLog>,
+    pub deliverer: Option<Arc<Deliverer>>,
+    pub prepare: Option<PrepareSpec>,
+}
+
 #[derive(Clone)]
 pub struct MonitorService {
     inner: Arc<Inner>,
 }
 
+/// A monitor ready to run: its spec and its reference in memory.
+struct Loaded {
+    spec: MonitorSpec,
+    reference: Arc<Vec<RecordBatch>>,
+    /// Defined through the API (kept in the store), not the YAML file.
+    from_api: bool,
+}
+
 struct Inner {
-    specs: BTreeMap<String, MonitorSpec>,
+    monitors: RwLock<BTreeMap<String, Arc<Loaded>>>,
+    schedules: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     log_root: PathBuf,
     store: ResultStore,
-    references: Mutex<HashMap<String, Arc<Vec<RecordBatch>>>>,
     gauges: Gauges,
     alerts: Alerts,
     flush: Option<FlushLog>,
+    prepare: Option<PrepareSpec>,
     /// One evaluation at a time: they are CPU-bound and share the gauges.
     running: tokio::sync::Mutex<()>,
 }
 
+fn blocking_failed(err: tokio::task::JoinError) -> LiveError {
+    LiveError::Spec(format!("preparing a monitor failed: {err}"))
+}
+
+/// Runs the `prepare` hook and loads the reference, off the async threads.
+async fn load(
+    spec: MonitorSpec,
+    prepare: Option<PrepareSpec>,
+) -> Result<(MonitorSpec, Vec<RecordBatch>), LiveError> {
+    tokio::task::spawn_blocking(move || {
+        let spec = match prepare {
+            Some(prepare) => prepare(spec).map_err(LiveError::Spec)?,
+            None => spec,
+        };
+        let reference = load_reference(&spec)?;
+        Ok((spec, reference))
+    })
+    .await
+    .map_err(blocking_failed)?
+}
+
 impl MonitorService {
-    /// Opens the result store and loads every monitor's reference, so that
-    /// a missing or unreadable reference stops the server at start-up.
+    /// Opens the store and loads every monitor's reference: those of the
+    /// YAML file (`specs`, already prepared; a missing or unreadable
+    /// reference stops the server at start-up) and those defined earlier
+    /// through the API (one that no longer loads is skipped with a warning).
     pub async fn open(
         specs: Vec<MonitorSpec>,
-        log_root: PathBuf,
-        db: &Path,
-        flush: Option<FlushLog>,
-        deliverer: Option<Arc<Deliverer>>,
+        options: ServiceOptions,
     ) -> Result<MonitorService, LiveError> {
-        let store = ResultStore::open(db).await?;
-        let mut references = HashMap::new();
-        for spec in &specs {
-            let spec_for_load = spec.clone();
-            let batches = tokio::task::spawn_blocking(move || load_reference(&spec_for_load))
-                .await
-                .map_err(|err| LiveError::Spec(format!("loading a reference failed: {err}")))??;
-            references.insert(spec.name.clone(), Arc::new(batches));
+        let store = ResultStore::open(&options.db).await?;
+        let mut monitors = BTreeMap::new();
+        for spec in specs {
+            let (spec, reference) = load(spec, None).await?;
+            monitors.insert(
+                spec.name.clone(),
+                Arc::new(Loaded {
+                    spec,
+                    reference: Arc::new(reference),
+                    from_api: false,
+                }),
+            );
+        }
+        for (name, body) in store.monitor_specs().await? {
+            if monitors.contains_key(&name) {
+                tracing::warn!(monitor = %name, "a monitor defined through the API has the name of one in the YAML file; the file's wins");
+                continue;
+            }
+            let loaded = match crate::spec::parse_api(&name, &body) {
+                Ok(spec) => load(spec, options.prepare.clone()).await,
+                Err(err) => Err(LiveError::Spec(err)),
+            };
+            match loaded {
+                Ok((spec, reference)) => {
+                    monitors.insert(
+                        name,
+                        Arc::new(Loaded {
+                            spec,
+                            reference: Arc::new(reference),
+                            from_api: true,
+                        }),
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(monitor = %name, error = %err, "a stored monitor cannot be loaded; skipped")
+                }
+            }
         }
         Ok(MonitorService {
             inner: Arc::new(Inner {
-                specs: specs
-                    .into_iter()
-                    .map(|spec| (spec.name.clone(), spec))
-                    .collect(),
-                log_root,
+                monitors: RwLock::new(monitors),
+                schedules: Mutex::new(HashMap::new()),
+                log_root: options.log_root,
                 store,
-                references: Mutex::new(references),
                 gauges: Gauges::new(),
-                alerts: Alerts::new(deliverer),
-                flush,
+                alerts: Alerts::new(options.deliverer),
+                flush: options.flush,
+                prepare: options.prepare,
                 running: tokio::sync::Mutex::new(()),
             }),
         })
     }
 
-    pub fn specs(&self) -> impl Iterator<Item = &MonitorSpec> {
-        self.inner.specs.values()
+    /// Every monitor's spec, by name.
+    pub fn specs(&self) -> Vec<MonitorSpec> {
+        self.inner
+            .monitors
+            .read()
+            .map(|monitors| {
+                monitors
+                    .values()
+                    .map(|loaded| loaded.spec.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    fn spec(&self, name: &str) -> Result<&MonitorSpec, LiveError> {
+    fn loaded(&self, name: &str) -> Result<Arc<Loaded>, LiveError> {
         self.inner
-            .specs
-            .get(name)
+            .monitors
+            .read()
+            .ok()
+            .and_then(|monitors| monitors.get(name).cloned())
             .ok_or_else(|| LiveError::NotFound(format!("no monitor named `{name}`")))
+    }
+
+    pub fn spec(&self, name: &str) -> Result<MonitorSpec, LiveError> {
+        Ok(self.loaded(name)?.spec.clone())
+    }
+
+    /// Creates or replaces monitor `name` from its JSON definition (the YAML
+    /// file's fields), keeps it in the store so it survives restarts, and
+    /// (re)starts its schedule. Returns the spec and whether it is new.
+    pub async fn put(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(MonitorSpec, bool), LiveError> {
+        if let Ok(existing) = self.loaded(name) {
+            if !existing.from_api {
+                return Err(LiveError::BadRequest(format!(
+                    "monitor `{name}` is defined in the --monitors file; change it there"
+                )));
+            }
+        }
+        let spec = crate::spec::parse_api(name, body).map_err(LiveError::BadRequest)?;
+        let (spec, reference) = load(spec, self.inner.prepare.clone())
+            .await
+            .map_err(|err| match err {
+                LiveError::Spec(message) => LiveError::BadRequest(message),
+                other => other,
+            })?;
+        self.inner.store.save_monitor_spec(name, body).await?;
+        let created = {
+            let mut monitors = self
+                .inner
+                .monitors
+                .write()
+                .map_err(|_| LiveError::Spec("the monitor table is poisoned".to_owned()))?;
+            monitors
+                .insert(
+                    name.to_owned(),
+                    Arc::new(Loaded {
+                        spec: spec.clone(),
+                        reference: Arc::new(reference),
+                        from_api: true,
+                    }),
+                )
+                .is_none()
+        };
+        self.schedule(&spec);
+        Ok((spec, created))
+    }
+
+    /// Removes a monitor defined through the API (its stored results stay).
+    pub async fn delete(&self, name: &str) -> Result<(), LiveError> {
+        let loaded = self.loaded(name)?;
+        if !loaded.from_api {
+            return Err(LiveError::BadRequest(format!(
+                "monitor `{name}` is defined in the --monitors file; remove it there"
+            )));
+        }
+        self.inner.store.delete_monitor_spec(name).await?;
+        if let Ok(mut monitors) = self.inner.monitors.write() {
+            monitors.remove(name);
+        }
+        if let Ok(mut schedules) = self.inner.schedules.lock() {
+            if let Some(task) = schedules.remove(name) {
+                task.abort();
+            }
+        }
+        Ok(())
     }
 
     /// Evaluates monitor `name` now; one result per model version with rows
     /// in the window (one `insufficient_data` result when none has any).
     pub async fn run(&self, name: &str) -> Result<Vec<MonitorResult>, LiveError> {
-        let spec = self.spec(name)?.clone();
+        let loaded = self.loaded(name)?;
+        let spec = loaded.spec.clone();
         let _running = self.inner.running.lock().await;
         if let Some(flush) = self.inner.flush.clone() {
             let _ = tokio::task::spawn_blocking(move || flush()).await;
         }
-        let reference = self
-            .inner
-            .references
-            .lock()
-            .map_err(|_| LiveError::Spec("the reference cache is poisoned".to_owned()))?
-            .get(name)
-            .cloned()
-            .ok_or_else(|| LiveError::NotFound(format!("no reference for `{name}`")))?;
+        let reference = Arc::clone(&loaded.reference);
         let now = Utc::now();
         let window = chrono::Duration::from_std(spec.window).unwrap_or(chrono::Duration::hours(1));
         let start = now - window;
@@ -228,7 +373,7 @@ impl MonitorService {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<MonitorResult>, LiveError> {
-        self.spec(name)?;
+        self.loaded(name)?;
         self.inner.store.results(name, since_ms, limit).await
     }
 
@@ -246,31 +391,55 @@ impl MonitorService {
         self.inner.gauges.render()
     }
 
-    /// Starts one task per monitor with `every`, evaluating it on that period.
-    pub fn spawn_schedules(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        self.specs()
-            .filter_map(|spec| Some((spec.name.clone(), spec.every?)))
-            .map(|(name, every)| {
-                let service = self.clone();
-                tokio::spawn(async move {
-                    let mut ticks = tokio::time::interval(every);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    ticks.tick().await; // the first tick is immediate
-                    loop {
-                        ticks.tick().await;
-                        match service.run(&name).await {
-                            Ok(results) => {
-                                for result in results {
-                                    tracing::info!(monitor = %name, version = %result.version, status = result.status.as_str(),
-                                        rows = result.rows, drifted = result.drift.as_ref().map(|d| d.dataset_drifted), "monitor evaluated");
-                                }
-                            }
-                            Err(err) => tracing::warn!(monitor = %name, error = %err, "monitor evaluation failed"),
+    /// Starts the schedule of every monitor with `every`.
+    pub fn start_schedules(&self) {
+        for spec in self.specs() {
+            self.schedule(&spec);
+        }
+    }
+
+    /// Stops every schedule (at shutdown).
+    pub fn stop_schedules(&self) {
+        if let Ok(mut schedules) = self.inner.schedules.lock() {
+            for (_, task) in schedules.drain() {
+                task.abort();
+            }
+        }
+    }
+
+    /// (Re)starts `spec`'s schedule: a task evaluating it every `every`.
+    fn schedule(&self, spec: &MonitorSpec) {
+        let Ok(mut schedules) = self.inner.schedules.lock() else {
+            return;
+        };
+        if let Some(previous) = schedules.remove(&spec.name) {
+            previous.abort();
+        }
+        let Some(every) = spec.every else {
+            return;
+        };
+        let service = self.clone();
+        let name = spec.name.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate
+            loop {
+                ticks.tick().await;
+                match service.run(&name).await {
+                    Ok(results) => {
+                        for result in results {
+                            tracing::info!(monitor = %name, version = %result.version, status = result.status.as_str(),
+                                rows = result.rows, drifted = result.drift.as_ref().map(|d| d.dataset_drifted), "monitor evaluated");
                         }
                     }
-                })
-            })
-            .collect()
+                    Err(err) => {
+                        tracing::warn!(monitor = %name, error = %err, "monitor evaluation failed")
+                    }
+                }
+            }
+        });
+        schedules.insert(spec.name.clone(), task);
     }
 }
 

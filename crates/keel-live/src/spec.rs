@@ -166,6 +166,38 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<MonitorSpec>, String> {
     Ok(specs)
 }
 
+/// A monitor defined through the API: the YAML file's fields as JSON, its
+/// name from the URL (a `name` in the body must agree); a reference path
+/// must be absolute.
+pub fn parse_api(name: &str, body: &serde_json::Value) -> Result<MonitorSpec, String> {
+    let mut body = body.clone();
+    let Some(fields) = body.as_object_mut() else {
+        return Err("a monitor is a JSON object with the fields of the --monitors file".to_owned());
+    };
+    match fields.get("name") {
+        Some(serde_json::Value::String(given)) if given != name => {
+            return Err(format!(
+                "the body names monitor `{given}`, the URL `{name}`"
+            ));
+        }
+        _ => {
+            fields.insert(
+                "name".to_owned(),
+                serde_json::Value::String(name.to_owned()),
+            );
+        }
+    }
+    let raw: RawMonitor = serde_json::from_value(body).map_err(|err| err.to_string())?;
+    if raw
+        .reference
+        .as_ref()
+        .is_some_and(|path| !path.is_absolute())
+    {
+        return Err("reference must be an absolute path".to_owned());
+    }
+    validate(raw, Path::new("/")).map_err(|err| format!("monitor `{name}`: {err}"))
+}
+
 fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
     let valid_name = |name: &str| {
         !name.is_empty()

@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS monitor_results (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS monitor_results_by_time ON monitor_results (monitor, evaluated_at_ms);
+CREATE TABLE IF NOT EXISTS monitor_specs (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS labels (
     model TEXT NOT NULL,
     request_id TEXT NOT NULL,
@@ -175,5 +180,50 @@ impl ResultStore {
                 )
             })
             .collect())
+    }
+
+    /// Monitors defined through the API: (name, JSON definition as posted).
+    pub async fn monitor_specs(&self) -> Result<Vec<(String, serde_json::Value)>, LiveError> {
+        let rows = sqlx::query("SELECT name, spec FROM monitor_specs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.get(0);
+                let text: String = row.get(1);
+                let body = serde_json::from_str(&text).map_err(|err| {
+                    LiveError::Store(format!("the stored monitor `{name}` is unreadable: {err}"))
+                })?;
+                Ok((name, body))
+            })
+            .collect()
+    }
+
+    pub async fn save_monitor_spec(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), LiveError> {
+        sqlx::query(
+            "INSERT INTO monitor_specs (name, spec, updated_at_ms) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(name)
+        .bind(body.to_string())
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_monitor_spec(&self, name: &str) -> Result<(), LiveError> {
+        sqlx::query("DELETE FROM monitor_specs WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }

@@ -157,14 +157,16 @@ async fn serve(
         println!("inference log: {}", flags.inference_log.display());
     }
 
-    let monitors = match &flags.monitors {
-        Some(path) => Some(start_monitors(path, &flags, logger.as_ref()).await?),
-        None => None,
+    // Monitors are on with a --monitors file, or when the inference log is
+    // on (then they can be defined through the API).
+    let monitors = match (&flags.monitors, &logger) {
+        (Some(path), _) => Some(start_monitors(Some(path), &flags, logger.as_ref()).await?),
+        (None, Some(_)) => Some(start_monitors(None, &flags, logger.as_ref()).await?),
+        (None, None) => None,
     };
-    let schedules = monitors
-        .as_ref()
-        .map(MonitorService::spawn_schedules)
-        .unwrap_or_default();
+    if let Some(service) = &monitors {
+        service.start_schedules();
+    }
     let state = ServingState {
         manager: manager.clone(),
         repository: Some(loader.clone()),
@@ -173,6 +175,7 @@ async fn serve(
         }),
     };
     let mut app = oip::serving_app(state, flags.max_request_bytes);
+    let monitors_for_shutdown = monitors.clone();
     if let Some(service) = monitors {
         app = app.merge(keel_live::routes::router(service));
     }
@@ -196,8 +199,8 @@ async fn serve(
     rest.await.context("the REST server failed")?;
     signal.abort();
     follower.abort();
-    for schedule in schedules {
-        schedule.abort();
+    if let Some(service) = &monitors_for_shutdown {
+        service.stop_schedules();
     }
     match grpc.await {
         Ok(Ok(())) => {}
@@ -217,72 +220,85 @@ async fn serve(
 /// Loads the monitor definitions and their references, and opens the
 /// result store; monitors read the inference log, so it must be on.
 async fn start_monitors(
-    path: &Path,
+    path: Option<&Path>,
     flags: &ServeFlags,
     logger: Option<&InferenceLogger>,
 ) -> Result<MonitorService> {
     let Some(logger) = logger else {
-        bail!("--monitors reads the inference log; it is off (--inference-log-sample-rate 0)");
+        bail!("monitors read the inference log; it is off (--inference-log-sample-rate 0)");
     };
-    let mut specs = keel_live::spec::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
-    for spec in &mut specs {
-        let Some(served) = flags
-            .models
-            .iter()
-            .filter_map(|model| model.parse::<ModelSpec>().ok())
-            .find(|served| served.name == spec.model)
-        else {
-            bail!(
-                "{}: monitor `{}` watches model `{}`, which is not served here",
-                path.display(),
-                spec.name,
-                spec.model
-            );
-        };
-        if spec.reference.is_none() {
-            let tracking_uri = tracking_uri_from_env(flags.load.tracking_uri.clone());
-            let name = spec.name.clone();
-            let reference = tokio::task::spawn_blocking(move || {
-                training_dataset(&tracking_uri, &served.source)
-            })
-            .await
-            .context("looking up the training dataset failed")?
-            .with_context(|| format!("monitor `{name}` has no `reference:`"))?;
-            println!(
-                "monitor `{}`: reference {} (the training dataset of its model's run)",
-                spec.name,
-                reference.display()
-            );
-            spec.reference = Some(reference);
+    let served: Vec<ModelSpec> = flags
+        .models
+        .iter()
+        .filter_map(|model| model.parse::<ModelSpec>().ok())
+        .collect();
+    let tracking_uri = tracking_uri_from_env(flags.load.tracking_uri.clone());
+    let prepare: keel_live::service::PrepareSpec =
+        std::sync::Arc::new(move |spec| prepare_monitor(spec, &served, &tracking_uri));
+    let mut specs = Vec::new();
+    if let Some(path) = path {
+        for spec in keel_live::spec::load(path).map_err(|err| anyhow::anyhow!("{err}"))? {
+            let prepare = prepare.clone();
+            let spec = tokio::task::spawn_blocking(move || prepare(spec))
+                .await
+                .context("preparing a monitor failed")?
+                .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+            if let Some(reference) = &spec.reference {
+                println!("monitor `{}`: reference {}", spec.name, reference.display());
+            }
+            specs.push(spec);
         }
     }
     let flush_logger = logger.clone();
     let flush: keel_live::service::FlushLog = std::sync::Arc::new(move || {
         flush_logger.flush();
     });
-    let count = specs.len();
     let service = MonitorService::open(
         specs,
-        flags.inference_log.clone(),
-        &flags.monitor_db,
-        Some(flush),
-        Some(std::sync::Arc::new(
-            keel_tracking::webhooks::Deliverer::new(
-                keel_tracking::webhooks::DestinationPolicy::new(
-                    &flags.webhook_allowed_destinations,
+        keel_live::service::ServiceOptions {
+            log_root: flags.inference_log.clone(),
+            db: flags.monitor_db.clone(),
+            flush: Some(flush),
+            deliverer: Some(std::sync::Arc::new(
+                keel_tracking::webhooks::Deliverer::new(
+                    keel_tracking::webhooks::DestinationPolicy::new(
+                        &flags.webhook_allowed_destinations,
+                    ),
+                    keel_tracking::webhooks::DeliverySettings::default(),
                 ),
-                keel_tracking::webhooks::DeliverySettings::default(),
-            ),
-        )),
+            )),
+            prepare: Some(prepare),
+        },
     )
     .await
     .map_err(|err| anyhow::anyhow!("{err}"))?;
     println!(
-        "monitors: {count} from {} (results in {})",
-        path.display(),
+        "monitors: {} (results in {}; define more with PUT /v2/monitors/NAME)",
+        service.specs().len(),
         flags.monitor_db.display()
     );
     Ok(service)
+}
+
+/// Checks that a monitor watches a served model, and takes its reference
+/// from the model's lineage when it names none.
+fn prepare_monitor(
+    mut spec: keel_live::MonitorSpec,
+    served: &[ModelSpec],
+    tracking_uri: &str,
+) -> std::result::Result<keel_live::MonitorSpec, String> {
+    let Some(model) = served.iter().find(|model| model.name == spec.model) else {
+        return Err(format!(
+            "monitor `{}` watches model `{}`, which is not served here",
+            spec.name, spec.model
+        ));
+    };
+    if spec.reference.is_none() {
+        let reference = training_dataset(tracking_uri, &model.source)
+            .map_err(|err| format!("monitor `{}` has no `reference:` and {err:#}", spec.name))?;
+        spec.reference = Some(reference);
+    }
+    Ok(spec)
 }
 
 /// The local Parquet file of the training dataset logged on the run that
