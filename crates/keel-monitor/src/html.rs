@@ -200,10 +200,10 @@ fn chart(column: &ColumnDrift) -> String {
             svg,
             "<text x=\"{left}\" y=\"{0}\">{1}</text><text x=\"{2:.2}\" y=\"{0}\" text-anchor=\"middle\">{3}</text><text x=\"{width}\" y=\"{0}\" text-anchor=\"end\">{4}</text>",
             plot_height + 20.0,
-            number(first),
+            if histogram.clipped { format!("\u{2264} {}", number(first)) } else { number(first) },
             left + (width - left) / 2.0,
             number(middle),
-            number(last)
+            if histogram.clipped { format!("\u{2265} {}", number(last)) } else { number(last) }
         );
     }
     svg.push_str("</svg>");
@@ -235,6 +235,7 @@ mod tests {
             categories: Vec::new(),
             reference: vec![5, 5],
             current: vec![1, 9],
+            clipped: false,
         };
         let report = DriftReport {
             columns: vec![

@@ -62,6 +62,11 @@ pub struct Histogram {
     pub categories: Vec<String>,
     pub reference: Vec<u64>,
     pub current: Vec<u64>,
+    /// The edges span the 0.5% to 99.5% quantiles, not the whole range: the
+    /// first and last bins also hold the values beyond them (long tails
+    /// would otherwise squeeze the plot into one bar).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clipped: bool,
 }
 
 /// Most categories a histogram shows before lumping the rest as `other`.
@@ -76,6 +81,28 @@ impl Histogram {
         }
         if !low.is_finite() || !high.is_finite() {
             return Histogram::default();
+        }
+        // Quantiles of an evenly strided sample of both sides are enough to
+        // tell a long tail: clip to them when they span under half the range.
+        let stride = ((reference.len() + current.len()) / 65_536).max(1);
+        let mut sample: Vec<f64> = reference
+            .iter()
+            .chain(current)
+            .step_by(stride)
+            .copied()
+            .collect();
+        let mut clipped = false;
+        if sample.len() >= 200 {
+            let last = sample.len() - 1;
+            let lo_at = last / 200;
+            let hi_at = last - last / 200;
+            let (_, lo, _) = sample.select_nth_unstable_by(lo_at, f64::total_cmp);
+            let lo = *lo;
+            let (_, hi, _) = sample.select_nth_unstable_by(hi_at, f64::total_cmp);
+            let hi = *hi;
+            if hi > lo && (hi - lo) < 0.5 * (high - low) {
+                (low, high, clipped) = (lo, hi, true);
+            }
         }
         if low == high {
             low -= 0.5;
@@ -96,8 +123,9 @@ impl Histogram {
         let count = |values: &[f64]| {
             let mut counts = vec![0u64; bins];
             for value in values {
-                let bin = (((value - low) / width) as usize).min(bins - 1);
-                counts[bin] += 1;
+                // Below `low` (clipped tails) lands in the first bin, above `high` in the last.
+                let bin = ((value - low) / width).max(0.0) as usize;
+                counts[bin.min(bins - 1)] += 1;
             }
             counts
         };
@@ -106,6 +134,7 @@ impl Histogram {
             current: count(current),
             edges,
             categories: Vec::new(),
+            clipped,
         }
     }
 
@@ -144,6 +173,7 @@ impl Histogram {
             categories,
             reference,
             current,
+            clipped: false,
         }
     }
 }
@@ -404,6 +434,23 @@ pub(crate) fn column_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_tails_are_clipped_into_the_end_bins() {
+        // 10,000 values in [0, 1) and ten far out at 1,000.
+        let mut reference: Vec<f64> = (0..10_000).map(|i| f64::from(i) / 10_000.0).collect();
+        reference.extend([1000.0; 10]);
+        let current: Vec<f64> = (0..5_000).map(|i| f64::from(i) / 5_000.0).collect();
+        let histogram = Histogram::numeric(&reference, &current);
+        assert!(histogram.clipped);
+        assert!(*histogram.edges.last().unwrap() < 2.0);
+        assert_eq!(histogram.reference.iter().sum::<u64>(), 10_010);
+        assert_eq!(histogram.current.iter().sum::<u64>(), 5_000);
+        assert!(*histogram.reference.last().unwrap() >= 10);
+        // Without a tail, the bins span the whole range.
+        let plain = Histogram::numeric(&current, &current);
+        assert!(!plain.clipped && plain.edges[0] == 0.0);
+    }
     use arrow::array::{ArrayRef, Float64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
