@@ -1,6 +1,7 @@
 //! Keel's monitoring: streaming, mergeable column profiles over Arrow record
 //! batches, and the two-sample drift tests of Evidently with scipy's numbers.
 
+pub mod cbpe;
 pub mod drift;
 pub mod drift_more;
 pub mod frequent;
