@@ -38,9 +38,14 @@ def monitored(tmp_path_factory):
     onx = to_onnx(model, train_X[:1], options={id(model): {"zipmap": False}})
     onnx_path = work / "lr.onnx"
     onnx_path.write_bytes(onx.SerializeToString())
-    pq.write_table(pa.table({f"f{i}": train_X[:, i] for i in range(N_FEATURES)}), work / "ref.parquet")
+    # The reference: training rows, with the model's predictions on them and the truth, so that
+    # performance can be estimated before labels arrive (CBPE).
+    reference = {f"f{i}": train_X[:, i] for i in range(N_FEATURES)}
+    reference.update(y=train_y, pred=model.predict(train_X), proba=model.predict_proba(train_X)[:, 1])
+    pq.write_table(pa.table(reference), work / "ref.parquet")
     column_map = json.dumps(_column_map())
-    perf = "{task: classification, prediction: label, score: probabilities.1}"
+    perf = ("{task: classification, prediction: label, score: probabilities.1, "
+            "estimate: {target: y, prediction: pred, score: proba, chunk_size: 100}}")
     (work / "monitors.yaml").write_text(f"""monitors:
   - name: lr-drift
     model: lr
@@ -115,6 +120,15 @@ def test_monitor_is_quiet_on_undrifted_traffic_and_scores_posted_labels(monitore
     assert drift["dataset_drifted"] is False and drift["drifted_share"] < 0.5
     assert all(q["missing_share"] == 0 for q in result["data_quality"].values())
     assert result["performance"]["labelled_rows"] == 0
+    # No labels yet, but CBPE estimates the performance of each 100-row chunk.
+    chunks = result["estimated_performance"]["chunks"]
+    assert [(c["start_index"], c["end_index"]) for c in chunks] == [(0, 99), (100, 199), (200, 299), (300, 399)]
+    for chunk, start in zip(chunks, range(0, 400, 100)):
+        realized = float(np.mean(predictions[start:start + 100] == y[start:start + 100]))
+        assert abs(chunk["metrics"]["accuracy"]["value"] - realized) < 0.12, (chunk, realized)
+        assert chunk["metrics"]["accuracy"]["alert"] is False
+    metrics = requests.get(f"{server.url}/metrics").text
+    assert 'keel_model_estimated_performance{metric="accuracy",model="lr",monitor="lr-drift",version="1"}' in metrics
 
     # Ground truth arrives later: half by row, half as one list per request.
     body = {"labels": []}

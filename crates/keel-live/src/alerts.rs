@@ -82,6 +82,8 @@ pub enum Quantity {
     MissingShare,
     Rows,
     Metric(String),
+    /// CBPE's estimate of a metric on the window's latest chunk.
+    Estimated(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,15 @@ const METRICS: [&str; 7] = [
     "roc_auc",
     "rmse",
     "mae",
+];
+/// What CBPE estimates, as `estimated_<metric>` in conditions.
+const ESTIMATED: [&str; 6] = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "specificity",
 ];
 
 impl RawAlert {
@@ -161,6 +172,13 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
         "missing_share" => Quantity::MissingShare,
         "rows" => Quantity::Rows,
         metric if METRICS.contains(&metric) => Quantity::Metric(metric.to_owned()),
+        estimated
+            if estimated
+                .strip_prefix("estimated_")
+                .is_some_and(|metric| ESTIMATED.contains(&metric)) =>
+        {
+            Quantity::Estimated(estimated["estimated_".len()..].to_owned())
+        }
         _ => return Err(usage()),
     };
     Ok(Condition::Compare {
@@ -200,6 +218,9 @@ impl Condition {
                             return None;
                         }
                         *performance.metrics.get(name)?
+                    }
+                    Quantity::Estimated(name) => {
+                        result.estimated_performance.as_ref()?.latest(name)?
                     }
                 };
                 let holds = match op {
@@ -406,6 +427,15 @@ mod tests {
         );
         let err = parse_condition("accuracy = 0.8").unwrap_err();
         assert!(err.contains("not a condition"), "{err}");
+        assert_eq!(
+            parse_condition("estimated_roc_auc < 0.7"),
+            Ok(Condition::Compare {
+                quantity: Quantity::Estimated("roc_auc".into()),
+                op: Op::Less,
+                threshold: 0.7
+            })
+        );
+        assert!(parse_condition("estimated_rmse > 1").is_err());
         assert!(parse_condition("speed > 3").is_err());
         assert!(parse_condition("rows > many").is_err());
     }
@@ -430,6 +460,7 @@ mod tests {
             }),
             data_quality: Default::default(),
             performance: None,
+            estimated_performance: None,
             alerts: Vec::new(),
         }
     }

@@ -17,6 +17,7 @@ pub struct Gauges {
     last_evaluation: GaugeVec,
     performance: GaugeVec,
     alert_firing: GaugeVec,
+    estimated: GaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -82,6 +83,12 @@ impl Gauges {
                 "Model performance on the labelled rows of the window",
                 &["monitor", "model", "version", "metric"],
             ),
+            estimated: gauge(
+                &registry,
+                "keel_model_estimated_performance",
+                "Performance estimated without labels (CBPE) on the window's latest chunk",
+                &["monitor", "model", "version", "metric"],
+            ),
             alert_firing: gauge(
                 &registry,
                 "keel_monitor_alert_firing",
@@ -140,6 +147,16 @@ impl Gauges {
             self.missing_share
                 .with_label_values(&labels)
                 .set(quality.missing_share);
+        }
+        if let Some(estimated) = &result.estimated_performance {
+            if let Some(chunk) = estimated.chunks.last() {
+                for metric in keel_monitor::cbpe::Metric::ALL {
+                    if let Some(value) = chunk.metrics.get(metric).value {
+                        let labels = [version[0], version[1], version[2], metric.name()];
+                        self.estimated.with_label_values(&labels).set(value);
+                    }
+                }
+            }
         }
         if let Some(performance) = &result.performance {
             for (metric, value) in &performance.metrics {

@@ -19,6 +19,7 @@ use arrow::array::Array;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
+use keel_monitor::cbpe::{Cbpe, ChunkEstimate, Chunking};
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,9 @@ pub struct MonitorResult {
     pub data_quality: BTreeMap<String, ColumnQuality>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<Performance>,
+    /// Performance estimated without labels (NannyML's CBPE), per chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_performance: Option<EstimatedPerformance>,
     /// Alert rules that went pending, fired or resolved on this result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertEvent>,
@@ -100,6 +104,26 @@ mod rfc3339 {
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// CBPE's estimates over a window, chunk by chunk (empty, with `message`,
+/// when the window is shorter than one chunk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatedPerformance {
+    pub chunks: Vec<ChunkEstimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl EstimatedPerformance {
+    /// The latest chunk's estimate of `metric` (`accuracy`, `roc_auc`, ...).
+    pub fn latest(&self, metric: &str) -> Option<f64> {
+        let chunk = self.chunks.last()?;
+        keel_monitor::cbpe::Metric::ALL
+            .iter()
+            .find(|m| m.name() == metric)
+            .and_then(|m| chunk.metrics.get(*m).value)
     }
 }
 
@@ -130,6 +154,8 @@ pub struct MonitorService {
 struct Loaded {
     spec: MonitorSpec,
     reference: Arc<Vec<RecordBatch>>,
+    /// Fitted on the reference when the monitor estimates performance.
+    cbpe: Option<Arc<Cbpe>>,
     /// Defined through the API (kept in the store), not the YAML file.
     from_api: bool,
 }
@@ -151,18 +177,27 @@ fn blocking_failed(err: tokio::task::JoinError) -> LiveError {
     LiveError::Spec(format!("preparing a monitor failed: {err}"))
 }
 
-/// Runs the `prepare` hook and loads the reference, off the async threads.
+/// Runs the `prepare` hook, loads the reference and fits the performance
+/// estimator on it, off the async threads.
 async fn load(
     spec: MonitorSpec,
     prepare: Option<PrepareSpec>,
-) -> Result<(MonitorSpec, Vec<RecordBatch>), LiveError> {
+    from_api: bool,
+) -> Result<Loaded, LiveError> {
     tokio::task::spawn_blocking(move || {
         let spec = match prepare {
             Some(prepare) => prepare(spec).map_err(LiveError::Spec)?,
             None => spec,
         };
-        let reference = load_reference(&spec)?;
-        Ok((spec, reference))
+        let full = read_reference(&spec)?;
+        let cbpe = fit_estimator(&spec, &full)?;
+        let reference = project_features(&spec, full)?;
+        Ok(Loaded {
+            spec,
+            reference: Arc::new(reference),
+            cbpe: cbpe.map(Arc::new),
+            from_api,
+        })
     })
     .await
     .map_err(blocking_failed)?
@@ -180,15 +215,8 @@ impl MonitorService {
         let store = ResultStore::open(&options.db).await?;
         let mut monitors = BTreeMap::new();
         for spec in specs {
-            let (spec, reference) = load(spec, None).await?;
-            monitors.insert(
-                spec.name.clone(),
-                Arc::new(Loaded {
-                    spec,
-                    reference: Arc::new(reference),
-                    from_api: false,
-                }),
-            );
+            let loaded = load(spec, None, false).await?;
+            monitors.insert(loaded.spec.name.clone(), Arc::new(loaded));
         }
         for (name, body) in store.monitor_specs().await? {
             if monitors.contains_key(&name) {
@@ -196,19 +224,12 @@ impl MonitorService {
                 continue;
             }
             let loaded = match crate::spec::parse_api(&name, &body) {
-                Ok(spec) => load(spec, options.prepare.clone()).await,
+                Ok(spec) => load(spec, options.prepare.clone(), true).await,
                 Err(err) => Err(LiveError::Spec(err)),
             };
             match loaded {
-                Ok((spec, reference)) => {
-                    monitors.insert(
-                        name,
-                        Arc::new(Loaded {
-                            spec,
-                            reference: Arc::new(reference),
-                            from_api: true,
-                        }),
-                    );
+                Ok(loaded) => {
+                    monitors.insert(name, Arc::new(loaded));
                 }
                 Err(err) => {
                     tracing::warn!(monitor = %name, error = %err, "a stored monitor cannot be loaded; skipped")
@@ -273,12 +294,14 @@ impl MonitorService {
             }
         }
         let spec = crate::spec::parse_api(name, body).map_err(LiveError::BadRequest)?;
-        let (spec, reference) = load(spec, self.inner.prepare.clone())
-            .await
-            .map_err(|err| match err {
-                LiveError::Spec(message) => LiveError::BadRequest(message),
-                other => other,
-            })?;
+        let loaded =
+            load(spec, self.inner.prepare.clone(), true)
+                .await
+                .map_err(|err| match err {
+                    LiveError::Spec(message) => LiveError::BadRequest(message),
+                    other => other,
+                })?;
+        let spec = loaded.spec.clone();
         self.inner.store.save_monitor_spec(name, body).await?;
         let created = {
             let mut monitors = self
@@ -286,16 +309,7 @@ impl MonitorService {
                 .monitors
                 .write()
                 .map_err(|_| LiveError::Spec("the monitor table is poisoned".to_owned()))?;
-            monitors
-                .insert(
-                    name.to_owned(),
-                    Arc::new(Loaded {
-                        spec: spec.clone(),
-                        reference: Arc::new(reference),
-                        from_api: true,
-                    }),
-                )
-                .is_none()
+            monitors.insert(name.to_owned(), Arc::new(loaded)).is_none()
         };
         self.schedule(&spec);
         Ok((spec, created))
@@ -331,6 +345,7 @@ impl MonitorService {
             let _ = tokio::task::spawn_blocking(move || flush()).await;
         }
         let reference = Arc::clone(&loaded.reference);
+        let cbpe = loaded.cbpe.clone();
         let now = Utc::now();
         let window = chrono::Duration::from_std(spec.window).unwrap_or(chrono::Duration::hours(1));
         let start = now - window;
@@ -346,7 +361,15 @@ impl MonitorService {
         let log_root = self.inner.log_root.clone();
         let evaluated = spec.clone();
         let results = tokio::task::spawn_blocking(move || {
-            evaluate(&evaluated, &reference, &log_root, start, now, &labels)
+            evaluate(
+                &evaluated,
+                &reference,
+                cbpe.as_deref(),
+                &log_root,
+                start,
+                now,
+                &labels,
+            )
         })
         .await
         .map_err(|err| LiveError::Log(format!("the evaluation failed: {err}")))??;
@@ -443,8 +466,8 @@ impl MonitorService {
     }
 }
 
-/// The reference's batches, cut to the monitor's features when it names them.
-fn load_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
+/// The reference's batches, every column.
+fn read_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
     let Some(path) = &spec.reference else {
         return Err(LiveError::Spec(format!(
             "monitor `{}` has no reference",
@@ -465,6 +488,29 @@ fn load_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
         .build()
         .map_err(|err| bad(&err))?;
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|err| bad(&err))?;
+    if batches.iter().all(|batch| batch.num_rows() == 0) {
+        return Err(bad(&"it has no rows"));
+    }
+    Ok(batches)
+}
+
+fn reference_error(spec: &MonitorSpec, message: &dyn std::fmt::Display) -> LiveError {
+    LiveError::Spec(format!(
+        "monitor `{}`: the reference {}: {message}",
+        spec.name,
+        spec.reference
+            .as_deref()
+            .unwrap_or(Path::new("?"))
+            .display()
+    ))
+}
+
+/// The reference cut to the monitor's features when it names them.
+fn project_features(
+    spec: &MonitorSpec,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, LiveError> {
+    let bad = |err: &dyn std::fmt::Display| reference_error(spec, err);
     let Some(first) = batches.first() else {
         return Err(bad(&"it has no rows"));
     };
@@ -477,7 +523,7 @@ fn load_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
         .map(|feature| {
             schema.index_of(feature).map_err(|_| {
                 bad(&format!(
-                    "it has no column `{feature}` (it has: {})",
+                    "has no column `{feature}` (it has: {})",
                     column_list(&schema)
                 ))
             })
@@ -487,6 +533,70 @@ fn load_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
         .iter()
         .map(|batch| batch.project(&indices).map_err(|err| bad(&err)))
         .collect()
+}
+
+/// The reference column a log column is compared with.
+fn reference_name<'a>(spec: &'a MonitorSpec, log_column: &'a str) -> &'a str {
+    spec.column_map
+        .get(log_column)
+        .map_or(log_column, String::as_str)
+}
+
+/// NannyML's CBPE fitted on the reference's labelled predictions, when the
+/// monitor's `performance.estimate` asks for it.
+fn fit_estimator(spec: &MonitorSpec, reference: &[RecordBatch]) -> Result<Option<Cbpe>, LiveError> {
+    let Some(perf) = &spec.performance else {
+        return Ok(None);
+    };
+    let Some(estimate) = &perf.estimate else {
+        return Ok(None);
+    };
+    let bad = |err: &dyn std::fmt::Display| reference_error(spec, err);
+    let prediction = estimate
+        .prediction
+        .as_deref()
+        .unwrap_or_else(|| reference_name(spec, &perf.prediction));
+    let Some(score_log) = perf.score.as_deref() else {
+        return Err(bad(
+            &"performance.estimate needs performance.score (the positive class's probability)",
+        ));
+    };
+    let score = estimate
+        .score
+        .as_deref()
+        .unwrap_or_else(|| reference_name(spec, score_log));
+    let positive = normalize_label(&perf.positive_label);
+    let (mut truths, mut predictions, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    for batch in reference {
+        let column = |name: &str| {
+            batch.column_by_name(name).cloned().ok_or_else(|| {
+                bad(&format!(
+                    "has no column `{name}` (it has: {})",
+                    column_list(&batch.schema())
+                ))
+            })
+        };
+        let truth =
+            logread::text_values(column(&estimate.target)?.as_ref()).map_err(|e| bad(&e))?;
+        let predicted = logread::text_values(column(prediction)?.as_ref()).map_err(|e| bad(&e))?;
+        let score = logread::number_values(column(score)?.as_ref()).map_err(|e| bad(&e))?;
+        for ((truth, predicted), score) in truth.into_iter().zip(predicted).zip(score) {
+            // Rows without all three cannot teach the estimator anything.
+            if let (Some(truth), Some(predicted), Some(score)) = (truth, predicted, score) {
+                truths.push(normalize_label(&truth) == positive);
+                predictions.push(normalize_label(&predicted) == positive);
+                scores.push(score);
+            }
+        }
+    }
+    Cbpe::fit(
+        &truths,
+        &predictions,
+        &scores,
+        Chunking::Size(estimate.chunk_size),
+    )
+    .map(Some)
+    .map_err(|err| bad(&format!("cannot fit the performance estimator: {err}")))
 }
 
 fn column_list(schema: &Schema) -> String {
@@ -502,6 +612,7 @@ fn column_list(schema: &Schema) -> String {
 fn evaluate(
     spec: &MonitorSpec,
     reference: &[RecordBatch],
+    cbpe: Option<&Cbpe>,
     log_root: &Path,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -554,6 +665,7 @@ fn evaluate(
         drift: None,
         data_quality: BTreeMap::new(),
         performance: None,
+        estimated_performance: None,
         alerts: Vec::new(),
     };
     if versions.is_empty() {
@@ -583,8 +695,9 @@ fn evaluate(
             continue;
         }
         let mut result = base(&rows.version, n, Status::Ok, None);
-        match evaluate_version(spec, reference, &log_name_of, &rows, labels) {
-            Ok((drift, quality, perf)) => {
+        match evaluate_version(spec, reference, cbpe, &log_name_of, &rows, labels) {
+            Ok((drift, quality, perf, estimated)) => {
+                result.estimated_performance = estimated;
                 result.drift = Some(drift);
                 result.data_quality = quality;
                 result.performance = perf;
@@ -603,11 +716,13 @@ type VersionOutcome = (
     DriftReport,
     BTreeMap<String, ColumnQuality>,
     Option<Performance>,
+    Option<EstimatedPerformance>,
 );
 
 fn evaluate_version(
     spec: &MonitorSpec,
     reference: &[RecordBatch],
+    cbpe: Option<&Cbpe>,
     log_name_of: &BTreeMap<String, String>,
     rows: &VersionRows,
     labels: &HashMap<(String, i64), String>,
@@ -690,7 +805,57 @@ fn evaluate_version(
         Some(perf_spec) => Some(score(perf_spec, rows, labels)?),
         None => None,
     };
-    Ok((drift, quality, perf))
+    let estimated = match (&spec.performance, cbpe) {
+        (Some(perf_spec), Some(cbpe)) => Some(estimate(perf_spec, cbpe, rows)?),
+        _ => None,
+    };
+    Ok((drift, quality, perf, estimated))
+}
+
+/// NannyML's CBPE over the window's predictions and scores, labels or not:
+/// one estimate per chunk of the reference's chunk size.
+fn estimate(
+    perf: &crate::spec::PerformanceSpec,
+    cbpe: &Cbpe,
+    rows: &VersionRows,
+) -> Result<EstimatedPerformance, String> {
+    let schema = rows.batches[0].schema();
+    let Some(score_name) = perf.score.as_deref() else {
+        return Err("performance.estimate needs performance.score".to_owned());
+    };
+    let column = |name: &str| {
+        schema.index_of(name).map_err(|_| {
+            format!(
+                "the inference log has no column `{name}` (it has: {})",
+                column_list(&schema)
+            )
+        })
+    };
+    let (prediction_at, score_at) = (column(&perf.prediction)?, column(score_name)?);
+    let positive = normalize_label(&perf.positive_label);
+    let (mut predictions, mut scores) = (Vec::new(), Vec::new());
+    for batch in &rows.batches {
+        let predicted = logread::text_values(batch.column(prediction_at).as_ref())
+            .map_err(|e| e.to_string())?;
+        let score =
+            logread::number_values(batch.column(score_at).as_ref()).map_err(|e| e.to_string())?;
+        for (predicted, score) in predicted.into_iter().zip(score) {
+            if let (Some(predicted), Some(score)) = (predicted, score) {
+                predictions.push(normalize_label(&predicted) == positive);
+                scores.push(score);
+            }
+        }
+    }
+    Ok(match cbpe.estimate(&predictions, &scores) {
+        Ok(chunks) => EstimatedPerformance {
+            chunks,
+            message: None,
+        },
+        Err(err) => EstimatedPerformance {
+            chunks: Vec::new(),
+            message: Some(err.to_string()),
+        },
+    })
 }
 
 /// Joins the window's predictions with their labels and scores them.

@@ -19,6 +19,9 @@
 //!       prediction: output_label   # inference-log column holding the prediction
 //!       score: output_probability.1  # optional, for ROC AUC (binary)
 //!       positive_label: "1"        # default "1"
+//!       estimate:                  # before labels arrive: NannyML's CBPE (binary)
+//!         target: churned          # reference column with the ground truth
+//!         chunk_size: 500          # rows per estimate
 //!     alerts:                      # see `alerts`
 //!       - {name: drifted, when: dataset_drift, for: 10m, webhook: {url: https://...}}
 //! ```
@@ -82,6 +85,32 @@ pub struct PerformanceSpec {
     pub score: Option<String>,
     #[serde(default = "default_positive_label")]
     pub positive_label: String,
+    /// Estimate performance before labels arrive (NannyML's CBPE, binary
+    /// classification), fitted on the reference's labelled predictions.
+    #[serde(default)]
+    pub estimate: Option<EstimateSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateSpec {
+    /// The reference column holding the ground truth.
+    pub target: String,
+    /// The reference column of the model's prediction [default: the
+    /// reference name of `performance.prediction`].
+    #[serde(default)]
+    pub prediction: Option<String>,
+    /// The reference column of the positive class's score [default: the
+    /// reference name of `performance.score`].
+    #[serde(default)]
+    pub score: Option<String>,
+    /// Rows per chunk, in the reference and in a window.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+}
+
+fn default_chunk_size() -> usize {
+    500
 }
 
 fn default_positive_label() -> String {
@@ -240,6 +269,19 @@ fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
     if let Some(features) = &raw.features {
         if features.is_empty() {
             return Err("features, when given, must name at least one column".to_owned());
+        }
+    }
+    if let Some(perf) = &raw.performance {
+        if let Some(estimate) = &perf.estimate {
+            if perf.task != Task::Classification || perf.score.is_none() {
+                return Err(
+                    "performance.estimate (CBPE) needs task: classification and a score column"
+                        .to_owned(),
+                );
+            }
+            if estimate.chunk_size == 0 {
+                return Err("performance.estimate.chunk_size must be at least 1".to_owned());
+            }
         }
     }
     let alerts: Vec<AlertRule> = raw
