@@ -9,6 +9,7 @@ pub mod hll;
 pub mod html;
 pub mod kll;
 pub mod kolmogorov;
+pub mod multivariate;
 pub mod profile;
 pub mod profile_drift;
 pub mod report;

@@ -145,6 +145,29 @@ pub enum MonitorCommand {
         #[arg(long = "column-stattest")]
         column_stattests: Vec<String>,
     },
+    /// Multivariate drift (NannyML's PCA reconstruction error): fit on REFERENCE, cut both
+    /// files into chunks and flag the chunks of CURRENT whose error leaves the reference
+    /// chunks' mean +/- 3 standard deviations
+    Multivariate {
+        /// Reference data (e.g. the training set), Parquet
+        #[arg(long)]
+        reference: PathBuf,
+        /// Current data (e.g. an inference log partition), Parquet
+        #[arg(long)]
+        current: PathBuf,
+        /// Feature columns, comma-separated [default: every numeric, string and boolean column]
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// Rows per chunk [default: ten chunks]
+        #[arg(long)]
+        chunk_size: Option<usize>,
+        /// Number of chunks, instead of --chunk-size
+        #[arg(long, conflicts_with = "chunk_size")]
+        chunk_number: Option<usize>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a drift report as one self-contained HTML file (summary table and a
     /// distribution plot per column, drawn from histograms), or JSON with -o *.json
     Report {

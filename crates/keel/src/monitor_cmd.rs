@@ -1,6 +1,7 @@
 //! `keel monitor drift`: compares a current dataset with a reference, column
 //! by column, with Evidently's default tests, and prints the verdicts.
-//! `keel monitor run|results`: asks a `keel serve --monitors` process to
+//! `keel monitor multivariate`: NannyML's PCA reconstruction-error drift,
+//! chunk by chunk. `keel monitor run|results`: asks a `keel serve --monitors` process to
 //! evaluate a live monitor now, or for its stored results.
 
 use std::fs::File;
@@ -9,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use arrow::record_batch::RecordBatch;
 use keel_monitor::drift::StatTest;
+use keel_monitor::multivariate::{self, Chunking, MultivariateReport};
 use keel_monitor::profile::Profile;
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -36,6 +38,36 @@ pub fn run(command: MonitorCommand) -> Result<()> {
                 println!("{}", report.to_json().context("cannot encode the report")?);
             } else {
                 print!("{}", render(&report));
+            }
+            Ok(())
+        }
+        MonitorCommand::Multivariate {
+            reference,
+            current,
+            columns,
+            chunk_size,
+            chunk_number,
+            json,
+        } => {
+            let chunking = match (chunk_size, chunk_number) {
+                (Some(size), _) => Chunking::Size(size),
+                (None, Some(number)) => Chunking::Number(number),
+                (None, None) => Chunking::default(),
+            };
+            let columns = (!columns.is_empty()).then_some(columns);
+            let report = multivariate::reconstruction_drift_parquet(
+                &reference,
+                &current,
+                columns.as_deref(),
+                chunking,
+            )
+            .map_err(|err| anyhow::anyhow!("cannot compute multivariate drift: {err}"))?;
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+                println!("{text}");
+            } else {
+                print!("{}", render_multivariate(&report));
             }
             Ok(())
         }
@@ -204,6 +236,41 @@ fn print_results(body: &serde_json::Value, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn render_multivariate(report: &MultivariateReport) -> String {
+    let bound = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+    let mut out = format!(
+        "{:<9}  {:>17}  {:>10}  {:>10}  {:>10}  alert\n",
+        "period", "rows", "error", "lower", "upper"
+    );
+    for (period, chunks) in [
+        ("reference", &report.reference),
+        ("current", &report.current),
+    ] {
+        for chunk in chunks {
+            let rows = format!("{}-{}", chunk.start_index, chunk.end_index);
+            out.push_str(&format!(
+                "{:<9}  {:>17}  {:>10.6}  {:>10}  {:>10}  {}\n",
+                period,
+                rows,
+                chunk.reconstruction_error,
+                bound(chunk.lower_threshold),
+                bound(chunk.upper_threshold),
+                if chunk.alert { "ALERT" } else { "no" }
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "{} of {} current chunks alert; PCA kept {} components ({:.1}% of the variance) of {} continuous and {} categorical columns\n",
+        report.n_alerts,
+        report.current.len(),
+        report.n_components,
+        report.explained_variance * 100.0,
+        report.continuous_columns.len(),
+        report.categorical_columns.len(),
+    ));
+    out
 }
 
 fn display_name(path: &Path) -> String {
