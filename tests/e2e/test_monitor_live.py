@@ -46,6 +46,7 @@ def monitored(tmp_path_factory):
     column_map = json.dumps(_column_map())
     perf = ("{task: classification, prediction: label, score: probabilities.1, "
             "estimate: {target: y, prediction: pred, score: proba, chunk_size: 100}}")
+    multivariate = json.dumps({"columns": [f"f{i}" for i in range(N_FEATURES)], "chunk_size": 200})
     (work / "monitors.yaml").write_text(f"""monitors:
   - name: lr-drift
     model: lr
@@ -53,12 +54,14 @@ def monitored(tmp_path_factory):
     column_map: {column_map}
     window: 1h
     min_rows: 50
+    multivariate: {multivariate}
     performance: {perf}
   - name: shifted-drift
     model: shifted
     reference: ref.parquet
     column_map: {column_map}
     min_rows: 50
+    multivariate: {multivariate}
     alerts:
       - {{name: drifted, when: dataset_drift, webhook: {{url: "{receiver.url}", secret: {ALERT_SECRET}}}}}
       - {{name: slow-burn, when: drifted_share >= 0.5, for: 1h, webhook: {{url: "{receiver.url}"}}}}
@@ -118,6 +121,7 @@ def test_monitor_is_quiet_on_undrifted_traffic_and_scores_posted_labels(monitore
     drift = result["drift"]
     assert {c["column"] for c in drift["columns"]} == {f"f{i}" for i in range(N_FEATURES)}
     assert drift["dataset_drifted"] is False and drift["drifted_share"] < 0.5
+    assert result["multivariate"]["alert"] is False, result["multivariate"]
     assert all(q["missing_share"] == 0 for q in result["data_quality"].values())
     assert result["performance"]["labelled_rows"] == 0
     # No labels yet, but CBPE estimates the performance of each 100-row chunk.
@@ -176,11 +180,14 @@ def test_monitor_flags_injected_drift_in_metrics_and_cli(monitored):
     assert result["drift"]["dataset_drifted"] is True
     drifted = {c["column"] for c in result["drift"]["columns"] if c["drifted"]}
     assert {f"f{i}" for i in range(5)} <= drifted
+    assert result["multivariate"]["alert"] is True
+    assert result["multivariate"]["reconstruction_error"] > result["multivariate"]["upper_threshold"]
 
     metrics = requests.get(f"{server.url}/metrics").text
     assert 'keel_dataset_drift_detected{model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
     assert 'keel_drift_detected{feature="f0",model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
     assert 'keel_monitor_window_rows{model="shifted",monitor="shifted-drift",version="1"} 300' in metrics
+    assert 'keel_multivariate_drift_detected{model="shifted",monitor="shifted-drift",version="1"} 1' in metrics
     assert "keel_inference_requests_total" in metrics  # the serving metrics are still there
 
     # Alert rules: `drifted` fires at once, `slow-burn` waits for its hour, `needs-many`

@@ -3,7 +3,7 @@
 //! ```yaml
 //!     alerts:
 //!       - name: inputs-drifted
-//!         when: dataset_drift          # or `drifted_share >= 0.3`, `missing_share > 0.1`,
+//!         when: dataset_drift          # or multivariate_drift, `drifted_share >= 0.3`, `missing_share > 0.1`,
 //!                                      # `accuracy < 0.8` (any performance metric), `rows < 100`
 //!         for: 10m                     # the condition must hold this long (default 0: at once)
 //!         min_rows: 500                # fewer rows in the window: the rule is not evaluated
@@ -68,6 +68,8 @@ pub struct AlertRule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     DatasetDrift,
+    /// The window's reconstruction error is outside the reference's thresholds.
+    MultivariateDrift,
     Compare {
         quantity: Quantity,
         op: Op,
@@ -147,6 +149,9 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
     if text == "dataset_drift" {
         return Ok(Condition::DatasetDrift);
     }
+    if text == "multivariate_drift" {
+        return Ok(Condition::MultivariateDrift);
+    }
     let usage = || {
         format!(
             "`{text}` is not a condition: use dataset_drift, or QUANTITY OP NUMBER with QUANTITY one of drifted_share, missing_share, rows, {} and OP one of < <= > >=",
@@ -196,6 +201,10 @@ impl Condition {
             Condition::DatasetDrift => {
                 let drift = result.drift.as_ref()?;
                 Some((drift.dataset_drifted, drift.drifted_share))
+            }
+            Condition::MultivariateDrift => {
+                let chunk = result.multivariate.as_ref()?;
+                Some((chunk.alert, chunk.reconstruction_error))
             }
             Condition::Compare {
                 quantity,
@@ -461,6 +470,7 @@ mod tests {
             data_quality: Default::default(),
             performance: None,
             estimated_performance: None,
+            multivariate: None,
             alerts: Vec::new(),
         }
     }

@@ -18,6 +18,8 @@ pub struct Gauges {
     performance: GaugeVec,
     alert_firing: GaugeVec,
     estimated: GaugeVec,
+    reconstruction_error: GaugeVec,
+    multivariate_drift: GaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -83,6 +85,18 @@ impl Gauges {
                 "Model performance on the labelled rows of the window",
                 &["monitor", "model", "version", "metric"],
             ),
+            reconstruction_error: gauge(
+                &registry,
+                "keel_multivariate_reconstruction_error",
+                "The window's PCA reconstruction error (NannyML's multivariate drift)",
+                &version,
+            ),
+            multivariate_drift: gauge(
+                &registry,
+                "keel_multivariate_drift_detected",
+                "1 when the reconstruction error left the reference's thresholds",
+                &version,
+            ),
             estimated: gauge(
                 &registry,
                 "keel_model_estimated_performance",
@@ -147,6 +161,14 @@ impl Gauges {
             self.missing_share
                 .with_label_values(&labels)
                 .set(quality.missing_share);
+        }
+        if let Some(chunk) = &result.multivariate {
+            self.reconstruction_error
+                .with_label_values(&version)
+                .set(chunk.reconstruction_error);
+            self.multivariate_drift
+                .with_label_values(&version)
+                .set(f64::from(u8::from(chunk.alert)));
         }
         if let Some(estimated) = &result.estimated_performance {
             if let Some(chunk) = estimated.chunks.last() {

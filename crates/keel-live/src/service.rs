@@ -20,6 +20,9 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use keel_monitor::cbpe::{Cbpe, ChunkEstimate, Chunking};
+use keel_monitor::multivariate::{
+    ChunkResult, Chunking as MultivariateChunking, ReconstructionDrift, ReconstructionOptions,
+};
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -83,6 +86,10 @@ pub struct MonitorResult {
     pub data_quality: BTreeMap<String, ColumnQuality>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<Performance>,
+    /// The window's PCA reconstruction error against the reference chunks'
+    /// thresholds (NannyML's multivariate drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<ChunkResult>,
     /// Performance estimated without labels (NannyML's CBPE), per chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_performance: Option<EstimatedPerformance>,
@@ -156,6 +163,8 @@ struct Loaded {
     reference: Arc<Vec<RecordBatch>>,
     /// Fitted on the reference when the monitor estimates performance.
     cbpe: Option<Arc<Cbpe>>,
+    /// Fitted on the reference when the monitor tests multivariate drift.
+    multivariate: Option<Arc<ReconstructionDrift>>,
     /// Defined through the API (kept in the store), not the YAML file.
     from_api: bool,
 }
@@ -191,11 +200,13 @@ async fn load(
         };
         let full = read_reference(&spec)?;
         let cbpe = fit_estimator(&spec, &full)?;
+        let multivariate = fit_multivariate(&spec, &full)?;
         let reference = project_features(&spec, full)?;
         Ok(Loaded {
             spec,
             reference: Arc::new(reference),
             cbpe: cbpe.map(Arc::new),
+            multivariate: multivariate.map(Arc::new),
             from_api,
         })
     })
@@ -346,6 +357,7 @@ impl MonitorService {
         }
         let reference = Arc::clone(&loaded.reference);
         let cbpe = loaded.cbpe.clone();
+        let multivariate = loaded.multivariate.clone();
         let now = Utc::now();
         let window = chrono::Duration::from_std(spec.window).unwrap_or(chrono::Duration::hours(1));
         let start = now - window;
@@ -361,14 +373,12 @@ impl MonitorService {
         let log_root = self.inner.log_root.clone();
         let evaluated = spec.clone();
         let results = tokio::task::spawn_blocking(move || {
+            let models = Models {
+                cbpe: cbpe.as_deref(),
+                multivariate: multivariate.as_deref(),
+            };
             evaluate(
-                &evaluated,
-                &reference,
-                cbpe.as_deref(),
-                &log_root,
-                start,
-                now,
-                &labels,
+                &evaluated, &reference, models, &log_root, start, now, &labels,
             )
         })
         .await
@@ -542,6 +552,29 @@ fn reference_name<'a>(spec: &'a MonitorSpec, log_column: &'a str) -> &'a str {
         .map_or(log_column, String::as_str)
 }
 
+/// NannyML's reconstruction-error model fitted on the reference, when the
+/// monitor's `multivariate` asks for it.
+fn fit_multivariate(
+    spec: &MonitorSpec,
+    reference: &[RecordBatch],
+) -> Result<Option<ReconstructionDrift>, LiveError> {
+    let Some(multivariate) = &spec.multivariate else {
+        return Ok(None);
+    };
+    let columns = multivariate
+        .columns
+        .clone()
+        .or_else(|| spec.features.clone())
+        .unwrap_or_default();
+    let mut options = ReconstructionOptions::new(columns);
+    if let Some(size) = multivariate.chunk_size {
+        options.chunking = MultivariateChunking::Size(size);
+    }
+    ReconstructionDrift::fit(reference, &options)
+        .map(Some)
+        .map_err(|err| reference_error(spec, &format!("cannot fit multivariate drift: {err}")))
+}
+
 /// NannyML's CBPE fitted on the reference's labelled predictions, when the
 /// monitor's `performance.estimate` asks for it.
 fn fit_estimator(spec: &MonitorSpec, reference: &[RecordBatch]) -> Result<Option<Cbpe>, LiveError> {
@@ -609,10 +642,17 @@ fn column_list(schema: &Schema) -> String {
 }
 
 /// One monitor over one window: a result per version.
+/// What a monitor fitted on its reference besides the reference itself.
+#[derive(Clone, Copy)]
+struct Models<'a> {
+    cbpe: Option<&'a Cbpe>,
+    multivariate: Option<&'a ReconstructionDrift>,
+}
+
 fn evaluate(
     spec: &MonitorSpec,
     reference: &[RecordBatch],
-    cbpe: Option<&Cbpe>,
+    models: Models<'_>,
     log_root: &Path,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -666,6 +706,7 @@ fn evaluate(
         data_quality: BTreeMap::new(),
         performance: None,
         estimated_performance: None,
+        multivariate: None,
         alerts: Vec::new(),
     };
     if versions.is_empty() {
@@ -695,9 +736,10 @@ fn evaluate(
             continue;
         }
         let mut result = base(&rows.version, n, Status::Ok, None);
-        match evaluate_version(spec, reference, cbpe, &log_name_of, &rows, labels) {
-            Ok((drift, quality, perf, estimated)) => {
+        match evaluate_version(spec, reference, models, &log_name_of, &rows, labels) {
+            Ok((drift, quality, perf, estimated, multivariate)) => {
                 result.estimated_performance = estimated;
+                result.multivariate = multivariate;
                 result.drift = Some(drift);
                 result.data_quality = quality;
                 result.performance = perf;
@@ -717,12 +759,13 @@ type VersionOutcome = (
     BTreeMap<String, ColumnQuality>,
     Option<Performance>,
     Option<EstimatedPerformance>,
+    Option<ChunkResult>,
 );
 
 fn evaluate_version(
     spec: &MonitorSpec,
     reference: &[RecordBatch],
-    cbpe: Option<&Cbpe>,
+    models: Models<'_>,
     log_name_of: &BTreeMap<String, String>,
     rows: &VersionRows,
     labels: &HashMap<(String, i64), String>,
@@ -805,11 +848,19 @@ fn evaluate_version(
         Some(perf_spec) => Some(score(perf_spec, rows, labels)?),
         None => None,
     };
-    let estimated = match (&spec.performance, cbpe) {
+    let estimated = match (&spec.performance, models.cbpe) {
         (Some(perf_spec), Some(cbpe)) => Some(estimate(perf_spec, cbpe, rows)?),
         _ => None,
     };
-    Ok((drift, quality, perf, estimated))
+    let multivariate = match models.multivariate {
+        Some(model) => Some(
+            model
+                .evaluate_window(&current)
+                .map_err(|err| format!("multivariate drift: {err}"))?,
+        ),
+        None => None,
+    };
+    Ok((drift, quality, perf, estimated, multivariate))
 }
 
 /// NannyML's CBPE over the window's predictions and scores, labels or not:

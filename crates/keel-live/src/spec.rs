@@ -22,6 +22,7 @@
 //!       estimate:                  # before labels arrive: NannyML's CBPE (binary)
 //!         target: churned          # reference column with the ground truth
 //!         chunk_size: 500          # rows per estimate
+//!     multivariate: {columns: [age, plan]}  # NannyML's PCA reconstruction error
 //!     alerts:                      # see `alerts`
 //!       - {name: drifted, when: dataset_drift, for: 10m, webhook: {url: https://...}}
 //! ```
@@ -70,7 +71,22 @@ struct RawMonitor {
     #[serde(default)]
     performance: Option<PerformanceSpec>,
     #[serde(default)]
+    multivariate: Option<MultivariateSpec>,
+    #[serde(default)]
     alerts: Vec<RawAlert>,
+}
+
+/// Multivariate drift (NannyML's PCA reconstruction error) of a window
+/// against the reference's chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultivariateSpec {
+    /// Reference columns [default: the monitor's `features`].
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Rows per reference chunk [default: ten chunks].
+    #[serde(default)]
+    pub chunk_size: Option<usize>,
 }
 
 /// What a monitor computes once ground truth arrives.
@@ -142,6 +158,7 @@ pub struct MonitorSpec {
     pub stattest: Option<StatTest>,
     pub column_stattests: BTreeMap<String, StatTest>,
     pub performance: Option<PerformanceSpec>,
+    pub multivariate: Option<MultivariateSpec>,
     pub alerts: Vec<AlertRule>,
 }
 
@@ -284,6 +301,14 @@ fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
             }
         }
     }
+    if let Some(multivariate) = &raw.multivariate {
+        if multivariate.columns.is_none() && raw.features.is_none() {
+            return Err("multivariate needs `columns` (or the monitor's `features`)".to_owned());
+        }
+        if multivariate.chunk_size == Some(0) {
+            return Err("multivariate.chunk_size must be at least 1".to_owned());
+        }
+    }
     let alerts: Vec<AlertRule> = raw
         .alerts
         .into_iter()
@@ -315,6 +340,7 @@ fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
         stattest,
         column_stattests,
         performance: raw.performance,
+        multivariate: raw.multivariate,
         alerts,
     })
 }
