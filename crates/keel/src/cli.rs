@@ -30,6 +30,12 @@ pub enum Command {
     Monitor(MonitorCommand),
     /// Feature store with Feast's data model: plan, apply, get-historical, materialize, serve
     Features(FeaturesArgs),
+    /// Run the pipeline of dvc.yaml: stages whose inputs changed, independent ones in parallel
+    Repro(crate::pipeline_cmd::ReproArgs),
+    /// Show which pipeline stages changed since dvc.lock, as `dvc status` does
+    Status(crate::pipeline_cmd::StatusArgs),
+    /// Show the pipeline's stage graph (text, --dot or --mermaid)
+    Dag(crate::pipeline_cmd::DagArgs),
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod data_cmd;
 mod features_cmd;
 mod models_cmd;
 mod monitor_cmd;
+mod pipeline_cmd;
 mod serve_cmd;
 mod server_cmd;
 mod validate_cmd;
@@ -23,6 +24,9 @@ fn main() -> std::process::ExitCode {
         cli::Command::Predict(flags) => serve_cmd::predict(flags),
         cli::Command::Monitor(command) => monitor_cmd::run(command),
         cli::Command::Features(args) => features_cmd::run(args),
+        cli::Command::Repro(args) => pipeline_cmd::repro(args),
+        cli::Command::Status(args) => pipeline_cmd::status(args),
+        cli::Command::Dag(args) => pipeline_cmd::dag(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
