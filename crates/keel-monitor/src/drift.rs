@@ -406,14 +406,31 @@ pub fn wasserstein_distance(reference: &[f64], current: &[f64]) -> Result<f64, M
     let mut v_values = current.to_vec();
     u_values.sort_by(f64::total_cmp);
     v_values.sort_by(f64::total_cmp);
-    let mut all_values: Vec<f64> = u_values.iter().chain(&v_values).copied().collect();
-    all_values.sort_by(f64::total_cmp);
+    // Both samples merged in order (linear, as they are sorted), then one
+    // walk: at each merged value, the share of each sample at or below it.
+    let mut all_values = Vec::with_capacity(u_values.len() + v_values.len());
+    let (mut i, mut j) = (0, 0);
+    while i < u_values.len() || j < v_values.len() {
+        if j == v_values.len() || (i < u_values.len() && u_values[i] <= v_values[j]) {
+            all_values.push(u_values[i]);
+            i += 1;
+        } else {
+            all_values.push(v_values[j]);
+            j += 1;
+        }
+    }
     let (n_u, n_v) = (u_values.len() as f64, v_values.len() as f64);
+    let (mut u_at, mut v_at) = (0usize, 0usize);
     let mut distance = 0.0;
     for window in all_values.windows(2) {
         let (value, delta) = (window[0], window[1] - window[0]);
-        let u_cdf = u_values.partition_point(|item| *item <= value) as f64 / n_u;
-        let v_cdf = v_values.partition_point(|item| *item <= value) as f64 / n_v;
+        while u_at < u_values.len() && u_values[u_at] <= value {
+            u_at += 1;
+        }
+        while v_at < v_values.len() && v_values[v_at] <= value {
+            v_at += 1;
+        }
+        let (u_cdf, v_cdf) = (u_at as f64 / n_u, v_at as f64 / n_v);
         distance += (u_cdf - v_cdf).abs() * delta;
     }
     Ok(distance)

@@ -267,6 +267,23 @@ impl DriftReport {
         })
     }
 
+    /// A report from column verdicts computed apart (e.g. one column at a
+    /// time from files too large to hold), with the dataset rule applied.
+    pub fn from_columns(columns: Vec<ColumnDrift>, drift_share: f64) -> DriftReport {
+        let n_drifted = columns.iter().filter(|column| column.drifted).count();
+        let drifted_share = if columns.is_empty() {
+            0.0
+        } else {
+            n_drifted as f64 / columns.len() as f64
+        };
+        DriftReport {
+            dataset_drifted: drift::dataset_drifted(n_drifted, columns.len(), drift_share),
+            columns,
+            n_drifted,
+            drifted_share,
+        }
+    }
+
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
     }
@@ -292,16 +309,26 @@ fn column_values(
         }
         return Ok(Some(ColumnValues::Numeric(values)));
     }
-    let mut counts = BTreeMap::new();
-    for array in &arrays {
-        let strings = cast(array, &DataType::Utf8).map_err(|_| MonitorError::UnsupportedType {
-            column: name.to_owned(),
-            data_type: data_type.to_string(),
-        })?;
+    let strings: Vec<_> = arrays
+        .iter()
+        .map(|array| {
+            cast(array, &DataType::Utf8).map_err(|_| MonitorError::UnsupportedType {
+                column: name.to_owned(),
+                data_type: data_type.to_string(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    // Count borrowed values first: one allocation per category, not per row.
+    let mut borrowed: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for strings in &strings {
         for value in strings.as_string::<i32>().iter().flatten() {
-            *counts.entry(value.to_owned()).or_insert(0u64) += 1;
+            *borrowed.entry(value).or_insert(0) += 1;
         }
     }
+    let counts: BTreeMap<String, u64> = borrowed
+        .into_iter()
+        .map(|(value, count)| (value.to_owned(), count))
+        .collect();
     Ok(Some(ColumnValues::Categorical(counts)))
 }
 

@@ -14,6 +14,7 @@ use keel_monitor::multivariate::{self, Chunking, MultivariateReport};
 use keel_monitor::profile::Profile;
 use keel_monitor::report::{DriftOptions, DriftReport};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
 
 use crate::cli::MonitorCommand;
 
@@ -340,11 +341,9 @@ fn drift_report(
         let rows = |profile: &Profile| profile.columns.first().map_or(0, |c| c.summary.count());
         return Ok((report, rows(&reference_profile), rows(&current_profile)));
     }
-    let reference_batches = read_parquet(reference)?;
-    let current_batches = read_parquet(current)?;
-    if let (Some(every), Some(first)) = (every, reference_batches.first()) {
-        for field in first.schema().fields() {
-            tests.entry(field.name().clone()).or_insert(every);
+    if let Some(every) = every {
+        for name in parquet_columns(reference)? {
+            tests.entry(name).or_insert(every);
         }
     }
     let options = DriftOptions {
@@ -352,10 +351,114 @@ fn drift_report(
         tests,
         ..DriftOptions::default()
     };
-    let report = DriftReport::compute(&reference_batches, &current_batches, &options)
-        .map_err(|err| anyhow::anyhow!("cannot compute drift: {err}"))?;
-    let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-    Ok((report, rows(&reference_batches), rows(&current_batches)))
+    drift_by_column(reference, current, &options)
+}
+
+/// The column names of a Parquet file, from its footer.
+fn parquet_columns(path: &Path) -> Result<Vec<String>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a Parquet file", path.display()))?;
+    Ok(builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect())
+}
+
+/// One column of a Parquet file, read alone.
+fn read_column(path: &Path, name: &str) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a Parquet file", path.display()))?;
+    let index = builder
+        .schema()
+        .index_of(name)
+        .with_context(|| format!("{} has no column `{name}`", path.display()))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The drift report of two Parquet files, reading and testing one column
+/// at a time on every core, so memory holds a few columns, never the files.
+fn drift_by_column(
+    reference: &Path,
+    current: &Path,
+    options: &DriftOptions,
+) -> Result<(DriftReport, u64, u64)> {
+    let current_columns = parquet_columns(current)?;
+    let names: Vec<String> = parquet_columns(reference)?
+        .into_iter()
+        .filter(|name| current_columns.contains(name))
+        .collect();
+    let rows = |path: &Path| -> Result<u64> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("{} is not a Parquet file", path.display()))?;
+        Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(names.len().max(1));
+    let results: Vec<Result<Vec<(usize, keel_monitor::report::ColumnDrift)>>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(
+                        || -> Result<Vec<(usize, keel_monitor::report::ColumnDrift)>> {
+                            let mut done = Vec::new();
+                            loop {
+                                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(name) = names.get(index) else {
+                                    return Ok(done);
+                                };
+                                let reference_column = read_column(reference, name)?;
+                                let current_column = read_column(current, name)?;
+                                let report = DriftReport::compute(
+                                    &reference_column,
+                                    &current_column,
+                                    options,
+                                )
+                                .map_err(|err| {
+                                    anyhow::anyhow!(
+                                        "cannot compute drift of column `{name}`: {err}"
+                                    )
+                                })?;
+                                done.extend(
+                                    report.columns.into_iter().map(|column| (index, column)),
+                                );
+                            }
+                        },
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("a drift worker failed unexpectedly"))
+                    })
+                })
+                .collect()
+        });
+    let mut columns = Vec::new();
+    for result in results {
+        columns.extend(result?);
+    }
+    columns.sort_by_key(|(index, _)| *index);
+    let report = DriftReport::from_columns(
+        columns.into_iter().map(|(_, column)| column).collect(),
+        options.drift_share,
+    );
+    Ok((report, rows(reference)?, rows(current)?))
 }
 
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
