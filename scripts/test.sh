@@ -6,7 +6,8 @@
 #   scripts/test.sh -k artifacts    extra arguments go to pytest
 #
 # Environment: PYTHON (default python3) builds the .venv; KEEL_BIN overrides the
-# binary under test (default target/debug/keel).
+# binary under test (default target/debug/keel); KEEL_TEST_S3_* point the S3
+# remote tests at a server (default: the one scripts/s3-server.sh starts).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,6 +71,10 @@ run_e2e() {
 }
 
 command -v cargo >/dev/null || fail "cargo not found: install Rust with rustup (https://rustup.rs)"
+
+# Where the data-remote tests find the S3 server (`scripts/s3-server.sh start`
+# runs it; .ci/run does so); values already set win.
+eval "$(bash scripts/s3-server.sh env)"
 
 step "cargo fmt" "run 'cargo fmt --all' and commit the result" \
   cargo fmt --all -- --check

@@ -156,7 +156,7 @@ def test_transfers_without_a_usable_remote_fail_with_one_clear_line(repos):
     no_remote = keel(by_keel, "push", check=False)
     assert no_remote.returncode == 1
     assert "keel data remote add -d NAME URL" in no_remote.stderr and "panicked" not in no_remote.stderr
-    keel(by_keel, "remote", "add", "-d", "cloud", "s3://bucket/path")
+    keel(by_keel, "remote", "add", "-d", "cloud", "ssh://host/path")
     cloud = keel(by_keel, "pull", check=False)
     assert cloud.returncode == 1
-    assert "only local directory remotes are supported so far" in cloud.stderr
+    assert "only local directories and s3://, gs://, azure:// (or az://) remotes are supported" in cloud.stderr

@@ -62,6 +62,39 @@ impl Cache {
         )
     }
 
+    /// Copies `source` into the 2.x layout as object `md5`, for outputs
+    /// written by DVC 2 (which DVC 3 looks up only there).
+    pub fn add_legacy_file(&self, source: &Path, md5: &str) -> Result<()> {
+        let destination = self.legacy_object_path(md5);
+        if destination.is_file() {
+            return Ok(());
+        }
+        let mut reader = File::open(source).map_err(|err| DataError::io(source, err))?;
+        write_verified(
+            &mut reader,
+            source,
+            &destination,
+            md5,
+            Some(0o444),
+            NOT_SYNCED,
+        )
+    }
+
+    /// Every object in the cache, in both layouts, sorted by path. Names
+    /// that are not object ids (temp files of an interrupted write) are left
+    /// out.
+    pub fn list_objects(&self) -> Result<Vec<StoredObject>> {
+        let mut objects = Vec::new();
+        list_layout(
+            &self.root.join("files").join("md5"),
+            Layout::Current,
+            &mut objects,
+        )?;
+        list_layout(&self.root, Layout::Legacy, &mut objects)?;
+        objects.sort_by(|left, right| left.path.cmp(&right.path));
+        Ok(objects)
+    }
+
     /// Stores a directory manifest; returns its oid (`<md5>.dir`).
     pub fn add_manifest(&self, manifest: &Manifest) -> Result<String> {
         let oid = manifest.oid();
@@ -98,6 +131,68 @@ impl Cache {
             NOT_SYNCED,
         )
     }
+}
+
+/// Which of DVC's cache layouts an object is stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// DVC 3: `files/md5/<2 hex>/<30 hex>`.
+    Current,
+    /// DVC 2: `<2 hex>/<30 hex>`.
+    Legacy,
+}
+
+/// One object found in a cache (or a remote laid out as one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// The md5, with `.dir` for a directory manifest.
+    pub oid: String,
+    pub path: PathBuf,
+    pub layout: Layout,
+}
+
+fn is_lower_hex(text: &str, length: usize) -> bool {
+    text.len() == length
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Adds the objects of one layout rooted at `dir` (`<2 hex>/<30 hex>[.dir]`).
+fn list_layout(dir: &Path, layout: Layout, objects: &mut Vec<StoredObject>) -> Result<()> {
+    let prefixes = match std::fs::read_dir(dir) {
+        Ok(prefixes) => prefixes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(DataError::io(dir, err)),
+    };
+    for prefix in prefixes {
+        let prefix = prefix.map_err(|err| DataError::io(dir, err))?;
+        let Ok(prefix_name) = prefix.file_name().into_string() else {
+            continue;
+        };
+        if !is_lower_hex(&prefix_name, 2) || !prefix.path().is_dir() {
+            continue;
+        }
+        let prefix_path = prefix.path();
+        let entries =
+            std::fs::read_dir(&prefix_path).map_err(|err| DataError::io(&prefix_path, err))?;
+        for entry in entries {
+            let entry = entry.map_err(|err| DataError::io(&prefix_path, err))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let md5_rest = name.strip_suffix(".dir").unwrap_or(&name);
+            if !is_lower_hex(md5_rest, 30) || !entry.path().is_file() {
+                continue;
+            }
+            objects.push(StoredObject {
+                oid: format!("{prefix_name}{name}"),
+                path: entry.path(),
+                layout,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Data objects are not fsynced one by one (20,000 fsyncs cost ten times the

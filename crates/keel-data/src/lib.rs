@@ -3,12 +3,20 @@
 //! state cache that spares re-hashing unchanged files.
 
 pub mod cache;
+pub mod commit;
 pub mod config;
+pub mod diff;
 pub mod dvcfile;
+pub mod gc;
+pub mod git;
 pub mod hashing;
+pub mod ls;
 pub mod manifest;
+mod pyjson;
 pub mod remote;
+pub mod remote_modify;
 pub mod repo;
+pub mod revision;
 pub mod state;
 pub mod transfer;
 mod yaml;

@@ -1,16 +1,38 @@
 //! Data remotes as DVC configures them: `['remote "NAME"']` sections with a
-//! `url`, and `core.remote` naming the default, in `.dvc/config` (project)
-//! or `.dvc/config.local` (local, overriding the project). Relative URLs are
-//! stored relative to `.dvc/`, as DVC stores them. Only local directories
-//! can be used for transfers so far.
+//! `url` and service options, and `core.remote` naming the default, in
+//! `.dvc/config` (project) or `.dvc/config.local` (local, overriding the
+//! project key by key). Relative URLs are stored relative to `.dvc/`, as DVC
+//! stores them.
+//!
+//! `RemoteConfig::resolve` gives a [`Remote`] (`backend.rs`): a local
+//! directory laid out as DVC's cache, or a cloud remote by URL scheme
+//! (`s3://`, `gs://`, `azure://`, `az://`) reached through `object_store`
+//! (`cloud.rs`; its settings in `cloud_config.rs`, and what it was last seen
+//! holding in `index.rs`). Both hold objects at `files/md5/<2 hex>/<30 hex>`, DVC 3's
+//! layout. Transfers are in `transfer.rs`; `list_oids` and `delete_oids`
+//! serve `gc --cloud`.
 
+mod backend;
+mod cloud;
+mod cloud_config;
+mod index;
+
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::ConfigFile;
 use crate::{DataError, Result};
 
-/// The error for a URL of a cloud or network remote.
-pub const ONLY_LOCAL_MESSAGE: &str = "only local directory remotes are supported so far";
+use backend::Backend;
+pub(crate) use backend::{is_valid_oid, object_md5};
+pub use backend::{LocalRemote, Remote};
+use cloud::CloudRemote;
+use cloud_config::{CloudUrl, RemoteOptions, OPTION_NAMES};
+
+/// The error for a URL no backend serves (`ssh://`, `http://`, ...).
+pub const UNSUPPORTED_REMOTE_MESSAGE: &str =
+    "only local directories and s3://, gs://, azure:// (or az://) remotes are supported";
 
 /// Which config file a command reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,14 +50,6 @@ pub struct RemoteEntry {
     /// The URL with a relative path resolved against `.dvc/`.
     pub url: String,
     pub is_default: bool,
-}
-
-/// A remote that objects can be copied to and from: a directory laid out
-/// as DVC's cache (`files/md5/xx/rest`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalRemote {
-    pub name: String,
-    pub root: PathBuf,
 }
 
 fn usage(message: impl Into<String>) -> DataError {
@@ -119,7 +133,8 @@ impl RemoteConfig {
         config.write(&self.path(level))
     }
 
-    /// Every remote, project ones first; a local one overrides its namesake.
+    /// Every remote, project ones first; a local section overrides its
+    /// namesake's options key by key.
     pub fn list(&self) -> Result<Vec<RemoteEntry>> {
         let default = self.default_name()?;
         let mut entries: Vec<RemoteEntry> = Vec::new();
@@ -128,15 +143,20 @@ impl RemoteConfig {
                 let Some(name) = remote_name(section) else {
                     continue;
                 };
-                let url = config.get(section, "url").unwrap_or_default();
-                let entry = RemoteEntry {
-                    name: name.to_owned(),
-                    url: self.resolve_url(url),
-                    is_default: default.as_deref() == Some(name),
-                };
+                // A local section may hold only credentials; its `url`, if
+                // any, overrides the project's.
+                let url = config.get(section, "url").map(|url| self.resolve_url(url));
                 match entries.iter_mut().find(|existing| existing.name == name) {
-                    Some(existing) => *existing = entry,
-                    None => entries.push(entry),
+                    Some(existing) => {
+                        if let Some(url) = url {
+                            existing.url = url;
+                        }
+                    }
+                    None => entries.push(RemoteEntry {
+                        name: name.to_owned(),
+                        url: url.unwrap_or_default(),
+                        is_default: default.as_deref() == Some(name),
+                    }),
                 }
             }
         }
@@ -185,8 +205,25 @@ impl RemoteConfig {
         config.write(&self.path(level))
     }
 
-    /// The remote to transfer with: `name`, or the default one.
-    pub fn resolve(&self, name: Option<&str>) -> Result<LocalRemote> {
+    /// The options of remote `name` that Keel reads, the local file's
+    /// winning key by key.
+    fn remote_options(&self, name: &str) -> Result<RemoteOptions> {
+        let section = section_name(name);
+        let mut options = BTreeMap::new();
+        for config in self.levels()? {
+            for key in OPTION_NAMES {
+                if let Some(value) = config.get(&section, key) {
+                    options.insert((*key).to_owned(), value.to_owned());
+                }
+            }
+        }
+        Ok(options)
+    }
+
+    /// The remote to transfer with: `name`, or the default one. A cloud
+    /// remote's client is built here (no request is sent), so a mistake in
+    /// its settings is reported before any transfer starts.
+    pub fn resolve(&self, name: Option<&str>) -> Result<Remote> {
         let name = match name {
             Some(name) => name.to_owned(),
             None => self.default_name()?.ok_or_else(|| {
@@ -202,13 +239,35 @@ impl RemoteConfig {
                     "remote '{name}' doesn't exist; `keel data remote list` shows the configured ones"
                 ))
             })?;
+        if entry.url.is_empty() {
+            return Err(usage(format!(
+                "remote '{name}' has no url; set one with `keel data remote add --force {name} URL`"
+            )));
+        }
+        if let Some(parsed) = CloudUrl::parse(&entry.url) {
+            let parsed = parsed.map_err(|reason| usage(format!("remote '{name}': {reason}")))?;
+            let options = self.remote_options(&name)?;
+            let index_path = index::index_path(&self.dvc_dir, &name);
+            let cloud = CloudRemote::new(&name, parsed, &options, index_path)?;
+            return Ok(Remote {
+                name,
+                root: PathBuf::new(),
+                url: entry.url,
+                backend: Backend::Cloud(Arc::new(cloud)),
+            });
+        }
         let root = local_path(&entry.url).ok_or_else(|| {
             usage(format!(
-                "remote '{name}' ({}): {ONLY_LOCAL_MESSAGE}",
+                "remote '{name}' ({}): {UNSUPPORTED_REMOTE_MESSAGE}",
                 entry.url
             ))
         })?;
-        Ok(LocalRemote { name, root })
+        Ok(Remote {
+            name,
+            root,
+            url: entry.url,
+            backend: Backend::Local,
+        })
     }
 
     fn resolve_url(&self, url: &str) -> String {
@@ -381,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn no_remote_and_cloud_remotes_are_clear_errors() {
+    fn no_remote_and_unsupported_remotes_are_clear_errors() {
         let (dir, config) = repo();
         let error = config.resolve(None).expect_err("none");
         assert_eq!(
@@ -391,15 +450,33 @@ mod tests {
         config
             .add(
                 dir.path(),
-                "s3",
-                "s3://bucket/path",
+                "ssh",
+                "ssh://host/path",
                 ConfigLevel::Project,
                 true,
                 false,
             )
             .expect("add");
-        let error = config.resolve(None).expect_err("s3");
-        assert!(error.to_string().contains(ONLY_LOCAL_MESSAGE), "{error}");
+        let error = config.resolve(None).expect_err("ssh");
+        assert_eq!(
+            error.to_string(),
+            format!("remote 'ssh' (ssh://host/path): {UNSUPPORTED_REMOTE_MESSAGE}")
+        );
+        config
+            .add(
+                dir.path(),
+                "nobucket",
+                "s3:///path",
+                ConfigLevel::Project,
+                false,
+                false,
+            )
+            .expect("add");
+        let error = config.resolve(Some("nobucket")).expect_err("no bucket");
+        assert_eq!(
+            error.to_string(),
+            "remote 'nobucket': s3:///path names no bucket: write it as s3://BUCKET/PATH"
+        );
         config
             .add(
                 dir.path(),
@@ -410,9 +487,52 @@ mod tests {
                 false,
             )
             .expect("add");
+        let local = config.resolve(Some("f")).expect("file url");
+        assert_eq!(local.root, PathBuf::from("/srv/remote"));
+        assert!(!local.is_cloud());
+    }
+
+    #[test]
+    fn a_cloud_remote_reads_its_options_from_both_files_key_by_key() {
+        let (dir, config) = repo();
+        config
+            .add(
+                dir.path(),
+                "storage",
+                "s3://bucket/prefix",
+                ConfigLevel::Project,
+                true,
+                false,
+            )
+            .expect("add");
+        // As `dvc remote modify [--local] storage KEY VALUE` writes them.
+        let section = section_name("storage");
+        let mut project = ConfigFile::read(&dir.path().join(".dvc/config")).expect("read");
+        project.set(&section, "endpointurl", "http://127.0.0.1:9000");
+        project.set(&section, "access_key_id", "project-key");
+        project
+            .write(&dir.path().join(".dvc/config"))
+            .expect("write");
+        let mut local = ConfigFile::default();
+        local.set(&section, "access_key_id", "local-key");
+        local.set(&section, "secret_access_key", "local-secret");
+        local
+            .write(&dir.path().join(".dvc/config.local"))
+            .expect("write");
+
+        let listed = config.list().expect("list");
+        assert_eq!(listed.len(), 1);
         assert_eq!(
-            config.resolve(Some("f")).expect("file url").root,
-            PathBuf::from("/srv/remote")
+            listed[0].url, "s3://bucket/prefix",
+            "a url-less local section keeps the url"
         );
+        let options = config.remote_options("storage").expect("options");
+        assert_eq!(options["access_key_id"], "local-key");
+        assert_eq!(options["endpointurl"], "http://127.0.0.1:9000");
+        let remote = config.resolve(None).expect("resolve");
+        assert!(remote.is_cloud());
+        assert_eq!(remote.url, "s3://bucket/prefix");
+        assert_eq!(remote.root, PathBuf::new());
+        assert_eq!(remote.default_jobs(), backend::DEFAULT_CLOUD_JOBS);
     }
 }

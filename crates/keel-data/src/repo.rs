@@ -77,7 +77,7 @@ fn usage(message: impl Into<String>) -> DataError {
     DataError::Usage(message.into())
 }
 
-fn display_relative(root: &Path, path: &Path) -> String {
+pub(crate) fn display_relative(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     relative
         .components()
@@ -87,7 +87,7 @@ fn display_relative(root: &Path, path: &Path) -> String {
 }
 
 /// A path from a `.dvc` file or a manifest must stay below its base.
-fn checked_relative(path: &str) -> Option<PathBuf> {
+pub(crate) fn checked_relative(path: &str) -> Option<PathBuf> {
     let relative = Path::new(path);
     let is_safe = !path.is_empty()
         && !path.contains('\\')
@@ -203,31 +203,7 @@ impl Repo {
             return Err(usage(format!("{}: is a .dvc file", target.display())));
         }
         let parent = absolute.parent().unwrap_or(&self.root).to_path_buf();
-        let metadata = std::fs::metadata(&absolute).map_err(|err| DataError::io(&absolute, err))?;
-        let output = if metadata.is_dir() {
-            let (manifest, size) = self.hash_dir(&absolute, true)?;
-            let nfiles = manifest.entries().len() as u64;
-            let oid = self.cache.add_manifest(&manifest)?;
-            DvcOutput {
-                md5: oid,
-                size: Some(size),
-                nfiles: Some(nfiles),
-                isexec: false,
-                hash: Some("md5".to_owned()),
-                path: name.clone(),
-            }
-        } else {
-            let md5 = self.state.file_md5(&absolute)?;
-            self.cache.add_file(&absolute, &md5)?;
-            DvcOutput {
-                md5,
-                size: Some(metadata.len()),
-                nfiles: None,
-                isexec: is_executable(&metadata),
-                hash: Some("md5".to_owned()),
-                path: name.clone(),
-            }
-        };
+        let output = self.hash_output(&absolute, name.clone(), true)?;
         let dvc_file_path = parent.join(format!("{name}.dvc"));
         DvcFile { outs: vec![output] }.write(&dvc_file_path)?;
         if !self.no_scm {
@@ -237,9 +213,49 @@ impl Repo {
         Ok(dvc_file_path)
     }
 
+    /// The output a file or directory makes, under the name `path`; with
+    /// `store`, its objects also go into the cache.
+    pub(crate) fn hash_output(
+        &self,
+        absolute: &Path,
+        path: String,
+        store: bool,
+    ) -> Result<DvcOutput> {
+        let metadata = std::fs::metadata(absolute).map_err(|err| DataError::io(absolute, err))?;
+        if metadata.is_dir() {
+            let (manifest, size) = self.hash_dir(absolute, store)?;
+            let nfiles = manifest.entries().len() as u64;
+            let md5 = if store {
+                self.cache.add_manifest(&manifest)?
+            } else {
+                manifest.oid()
+            };
+            return Ok(DvcOutput {
+                md5,
+                size: Some(size),
+                nfiles: Some(nfiles),
+                isexec: false,
+                hash: Some("md5".to_owned()),
+                path,
+            });
+        }
+        let md5 = self.state.file_md5(absolute)?;
+        if store {
+            self.cache.add_file(absolute, &md5)?;
+        }
+        Ok(DvcOutput {
+            md5,
+            size: Some(metadata.len()),
+            nfiles: None,
+            isexec: is_executable(&metadata),
+            hash: Some("md5".to_owned()),
+            path,
+        })
+    }
+
     /// The manifest and total size of a directory; with `store`, each file
     /// also goes into the cache. Files are hashed in parallel.
-    fn hash_dir(&self, dir: &Path, store: bool) -> Result<(Manifest, u64)> {
+    pub(crate) fn hash_dir(&self, dir: &Path, store: bool) -> Result<(Manifest, u64)> {
         let files = walk_files(dir)?;
         let paths: Vec<PathBuf> = files.iter().map(|(_, path)| path.clone()).collect();
         let results = hash_files_parallel(&paths, |path| {
@@ -262,7 +278,7 @@ impl Repo {
     }
 
     /// Every `.dvc` file in the repository, sorted.
-    fn dvc_files(&self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn dvc_files(&self) -> Result<Vec<PathBuf>> {
         Ok(walk_files(&self.root)?
             .into_iter()
             .filter(|(relpath, _)| relpath.ends_with(".dvc"))
@@ -270,7 +286,7 @@ impl Repo {
             .collect())
     }
 
-    fn workspace_path(dvc_file: &Path, output: &DvcOutput) -> Result<PathBuf> {
+    pub(crate) fn workspace_path(dvc_file: &Path, output: &DvcOutput) -> Result<PathBuf> {
         let relative = checked_relative(&output.path).ok_or_else(|| DataError::InvalidDvcFile {
             path: dvc_file.to_path_buf(),
             reason: format!(
@@ -408,7 +424,7 @@ impl Repo {
     }
 }
 
-fn remove_any(path: &Path) -> Result<()> {
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
@@ -421,13 +437,13 @@ fn remove_any(path: &Path) -> Result<()> {
 }
 
 #[cfg(unix)]
-fn is_executable(metadata: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(metadata: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     metadata.permissions().mode() & 0o111 != 0
 }
 
 #[cfg(not(unix))]
-fn is_executable(_metadata: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(_metadata: &std::fs::Metadata) -> bool {
     false
 }
 

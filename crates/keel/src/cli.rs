@@ -472,6 +472,76 @@ pub enum DataCommand {
         #[arg(long, short)]
         force: bool,
     },
+    /// Record the workspace's current content of tracked data in its .dvc files and the cache
+    #[command(
+        long_about = "Record the workspace's current content of tracked data in its .dvc files and the cache.\n\n\
+            Like `dvc commit -f`: changed outputs are committed without asking (DVC asks for \
+            confirmation unless -f is given; Keel never prompts, so -f is accepted and changes nothing)."
+    )]
+    Commit {
+        /// .dvc files or tracked paths to commit (default: every .dvc file)
+        targets: Vec<PathBuf>,
+        /// Accepted for DVC compatibility; Keel commits without asking either way
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Show tracked files added, deleted, modified or renamed between git revisions (or a revision and the workspace)
+    Diff {
+        /// Old git revision [default: HEAD]
+        a_rev: Option<String>,
+        /// New git revision [default: the workspace]
+        b_rev: Option<String>,
+        /// Print DVC's JSON
+        #[arg(long)]
+        json: bool,
+        /// Show each entry's hash
+        #[arg(long)]
+        show_hash: bool,
+        /// Leave out objects missing from the cache
+        #[arg(long)]
+        hide_missing: bool,
+    },
+    /// List the repository's files, tracked data included, as `dvc ls` does for a local repository
+    Ls {
+        /// Directory or file to list, relative to the current directory [default: .]
+        path: Option<PathBuf>,
+        /// List every file below PATH
+        #[arg(long, short = 'R')]
+        recursive: bool,
+        /// Only tracked data (and the directories leading to it)
+        #[arg(long)]
+        dvc_only: bool,
+        /// Print DVC's JSON (path, isout, isdir, isexec, size, md5)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cache objects that no .dvc file in the chosen scope references
+    Gc {
+        /// Keep what the workspace's .dvc files reference
+        #[arg(long, short)]
+        workspace: bool,
+        /// Also keep what the tip of every git branch references
+        #[arg(long, short = 'a')]
+        all_branches: bool,
+        /// Also keep what every git tag references
+        #[arg(long, short = 'T')]
+        all_tags: bool,
+        /// Also keep what every git commit references
+        #[arg(long, short = 'A')]
+        all_commits: bool,
+        /// Collect the remote too
+        #[arg(long, short)]
+        cloud: bool,
+        /// Remote to collect with --cloud (default: the configured default remote)
+        #[arg(long, short)]
+        remote: Option<String>,
+        /// Only print what would be removed
+        #[arg(long)]
+        dry: bool,
+        /// Remove without asking
+        #[arg(long, short)]
+        force: bool,
+    },
     /// Configure data remotes in .dvc/config, as `dvc remote` does
     #[command(subcommand)]
     Remote(RemoteCommand),
@@ -559,6 +629,19 @@ pub enum RemoteCommand {
         name: Option<String>,
         /// Remove the default
         #[arg(long, conflicts_with = "name")]
+        unset: bool,
+        /// Write .dvc/config.local instead of .dvc/config
+        #[arg(long)]
+        local: bool,
+    },
+    /// Set (or with --unset, remove) an option of a remote, e.g. `jobs 8` or `url /new/path`
+    Modify {
+        name: String,
+        option: String,
+        #[arg(required_unless_present = "unset")]
+        value: Option<String>,
+        /// Remove the option instead of setting it
+        #[arg(long, short, conflicts_with = "value")]
         unset: bool,
         /// Write .dvc/config.local instead of .dvc/config
         #[arg(long)]

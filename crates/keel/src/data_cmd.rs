@@ -1,13 +1,17 @@
 //! `keel data`: DVC-compatible data versioning from the terminal — `init`,
-//! `add`, `status`, `checkout`, `remote`, `push`, `fetch`, `pull` — on the
-//! files `dvc` itself reads and writes, so a repository can be driven by
-//! either tool.
+//! `add`, `status`, `commit`, `checkout`, `diff`, `ls`, `gc`, `remote`,
+//! `push`, `fetch`, `pull` — on the files `dvc` itself reads and writes, so a
+//! repository can be driven by either tool.
+
+mod report;
 
 use std::fmt::Write as _;
-use std::io::IsTerminal as _;
-use std::path::Path;
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use keel_data::gc::{self, GcScope};
+use keel_data::ls::LsOptions;
 use keel_data::remote::{ConfigLevel, RemoteConfig};
 use keel_data::repo::{Repo, StatusEntry, UP_TO_DATE_MESSAGE};
 use keel_data::transfer::{self, CloudStatusEntry, TransferOptions, TransferReport};
@@ -89,6 +93,65 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
         DataCommand::Checkout { force } => {
             let repo = Repo::find(cwd)?;
             return checkout(&repo, force, output, String::new());
+        }
+        DataCommand::Commit { targets, force: _ } => {
+            let repo = Repo::find(cwd)?;
+            let targets: Vec<PathBuf> = targets.iter().map(|target| cwd.join(target)).collect();
+            keel_data::commit::commit(&repo, &targets)?;
+        }
+        DataCommand::Diff {
+            a_rev,
+            b_rev,
+            json,
+            show_hash,
+            hide_missing,
+        } => {
+            let repo = Repo::find(cwd)?;
+            let changes = keel_data::diff::diff(&repo, a_rev.as_deref(), b_rev.as_deref())?;
+            let with_missing = b_rev.is_none() && !hide_missing;
+            if json {
+                writeln!(output, "{}", changes.to_dvc_json(show_hash, with_missing))?;
+            } else {
+                output = report::format_diff(&changes, show_hash, with_missing);
+            }
+        }
+        DataCommand::Ls {
+            path,
+            recursive,
+            dvc_only,
+            json,
+        } => {
+            let repo = Repo::find(cwd)?;
+            let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+            let target = cwd.join(path.unwrap_or_else(|| PathBuf::from(".")));
+            let options = LsOptions {
+                recursive,
+                dvc_only,
+            };
+            let entries = keel_data::ls::ls(&repo, &target, options)?;
+            if json {
+                writeln!(output, "{}", keel_data::ls::to_dvc_json(&entries))?;
+            } else {
+                output = report::format_ls(&entries);
+            }
+        }
+        DataCommand::Gc {
+            workspace,
+            all_branches,
+            all_tags,
+            all_commits,
+            cloud,
+            remote,
+            dry,
+            force,
+        } => {
+            let scope = GcScope {
+                workspace,
+                all_branches,
+                all_tags,
+                all_commits,
+            };
+            return collect_garbage(cwd, scope, cloud, remote.as_deref(), dry, force);
         }
         DataCommand::Remote(remote_command) => {
             let repo = Repo::find(cwd)?;
@@ -222,10 +285,87 @@ fn run_remote(cwd: &Path, repo: &Repo, command: RemoteCommand) -> Result<Outcome
             ..
         } => config.set_default(&name, level(local))?,
         RemoteCommand::Remove { name, local } => config.remove(&name, level(local))?,
+        RemoteCommand::Modify {
+            name,
+            option,
+            value,
+            unset,
+            local,
+        } => {
+            let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+            let value = if unset { None } else { value.as_deref() };
+            keel_data::remote_modify::modify(
+                repo.root(),
+                &cwd,
+                &name,
+                &option,
+                value,
+                level(local),
+            )?;
+        }
     }
     Ok(Outcome {
         output,
         warnings: String::new(),
+        failure: None,
+    })
+}
+
+/// `gc`: DVC's warning, a confirmation unless `--force` or `--dry`, then
+/// the cache (and with `--cloud` the remote) collected against one used set.
+fn collect_garbage(
+    cwd: &Path,
+    scope: GcScope,
+    cloud: bool,
+    remote: Option<&str>,
+    dry: bool,
+    force: bool,
+) -> Result<Outcome> {
+    if scope.is_empty() {
+        bail!(gc::NO_SCOPE_MESSAGE);
+    }
+    if remote.is_some() && !cloud {
+        bail!("`--remote` requires `--cloud`");
+    }
+    let repo = Repo::find(cwd)?;
+    let remote = if cloud {
+        let remote = RemoteConfig::new(repo.root()).resolve(remote)?;
+        if !remote.root.is_absolute() {
+            bail!(
+                "remote '{}': gc --cloud supports local directory remotes only so far",
+                remote.name
+            );
+        }
+        Some(remote)
+    } else {
+        None
+    };
+    let mut warnings = format!(
+        "WARNING: This will remove all cache except items used in {} of the current repo.\n",
+        scope.describe()
+    );
+    if !dry && !force {
+        if !std::io::stdin().is_terminal() {
+            bail!("gc deletes cache objects: rerun with --force to confirm, or with --dry to list them");
+        }
+        eprint!("{warnings}Are you sure you want to proceed? [y/n]: ");
+        warnings.clear();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            bail!("gc cancelled; nothing was removed");
+        }
+    }
+    let used = gc::used_oids(&repo, scope)?;
+    let collected = gc::collect_cache(&repo, &used, dry)?;
+    let mut output = report::format_cache_gc(&collected, dry);
+    if let Some(remote) = remote {
+        let collected = gc::collect_local_remote(&remote, &used, dry)?;
+        output.push_str(&report::format_remote_gc(&collected, dry));
+    }
+    Ok(Outcome {
+        output,
+        warnings,
         failure: None,
     })
 }
