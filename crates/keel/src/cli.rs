@@ -18,7 +18,7 @@ pub enum Command {
     Server(ServerFlags),
     /// Browse and manage a server's model registry: list, show, aliases, download, lineage
     Models(ModelsArgs),
-    /// Version data with DVC's formats (init, add, status, checkout, remotes, push, pull) and validate it (profile, suggest, validate)
+    /// Version data with DVC's formats (init, add, status, commit, checkout, diff, ls, gc, remotes, push, pull) and validate it (profile, suggest, validate)
     #[command(subcommand)]
     Data(DataCommand),
     /// Serve models over the Open Inference Protocol (REST and gRPC)
