@@ -148,6 +148,40 @@ pub fn collect_local_remote(
     collect(&Cache::new(&remote.root), used, dry)
 }
 
+/// Collects any remote against `used`: a local directory as the cache is
+/// collected, a cloud remote through its listing; manifests go before the
+/// files they list, so an interrupted gc never leaves a manifest whose
+/// files are gone. A removed cloud object's `path` is its URL.
+pub fn collect_remote(
+    remote: &LocalRemote,
+    used: &BTreeSet<String>,
+    dry: bool,
+) -> Result<GcReport> {
+    if !remote.is_cloud() {
+        return collect_local_remote(remote, used, dry);
+    }
+    let (manifests, files): (Vec<String>, Vec<String>) = remote
+        .list_oids()?
+        .into_iter()
+        .filter(|oid| !used.contains(oid))
+        .partition(|oid| oid.ends_with(".dir"));
+    if !dry {
+        remote.delete_oids(&manifests)?;
+        remote.delete_oids(&files)?;
+    }
+    let base = remote.url.trim_end_matches('/');
+    let removed = manifests
+        .into_iter()
+        .chain(files)
+        .map(|oid| StoredObject {
+            path: format!("{base}/files/md5/{}/{}", &oid[..2], &oid[2..]).into(),
+            oid,
+            layout: Layout::Current,
+        })
+        .collect();
+    Ok(GcReport { removed })
+}
+
 fn collect(store: &Cache, used: &BTreeSet<String>, dry: bool) -> Result<GcReport> {
     let (mut removed, files): (Vec<StoredObject>, Vec<StoredObject>) = store
         .list_objects()?

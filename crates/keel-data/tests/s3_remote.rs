@@ -602,3 +602,34 @@ fn an_unreachable_endpoint_is_a_clear_error() {
         "{message}"
     );
 }
+
+#[test]
+fn gc_cloud_removes_exactly_what_no_output_uses() {
+    let setup = setup();
+    let origin = setup.origin();
+    let remote = setup.remote(&setup.origin);
+    push(&origin, &remote, options()).expect("push");
+    // Keep big.bin and data.csv ("foo"); the images directory's manifest and
+    // its "bar" file are unused ("foo" is shared with data.csv).
+    let used: std::collections::BTreeSet<String> =
+        [setup.big_md5.clone(), FOO_MD5.to_owned()].into();
+    let dry = keel_data::gc::collect_remote(&remote, &used, true).expect("dry gc");
+    let mut dry_oids: Vec<&str> = dry.removed.iter().map(|o| o.oid.as_str()).collect();
+    dry_oids.sort_unstable();
+    let mut expected = vec![BAR_MD5, IMAGES_OID];
+    expected.sort_unstable();
+    assert_eq!(dry_oids, expected);
+    assert_eq!(dry.removed[0].oid, IMAGES_OID, "manifests go first");
+    assert_eq!(
+        remote.list_oids().expect("list").len(),
+        4,
+        "a dry run removes nothing"
+    );
+    let done = keel_data::gc::collect_remote(&remote, &used, false).expect("gc");
+    assert_eq!(done.removed.len(), 2);
+    let mut left = remote.list_oids().expect("list");
+    left.sort_unstable();
+    let mut kept = vec![setup.big_md5.clone(), FOO_MD5.to_owned()];
+    kept.sort_unstable();
+    assert_eq!(left, kept);
+}

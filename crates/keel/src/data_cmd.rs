@@ -329,14 +329,7 @@ fn collect_garbage(
     }
     let repo = Repo::find(cwd)?;
     let remote = if cloud {
-        let remote = RemoteConfig::new(repo.root()).resolve(remote)?;
-        if !remote.root.is_absolute() {
-            bail!(
-                "remote '{}': gc --cloud supports local directory remotes only so far",
-                remote.name
-            );
-        }
-        Some(remote)
+        Some(RemoteConfig::new(repo.root()).resolve(remote)?)
     } else {
         None
     };
@@ -360,7 +353,7 @@ fn collect_garbage(
     let collected = gc::collect_cache(&repo, &used, dry)?;
     let mut output = report::format_cache_gc(&collected, dry);
     if let Some(remote) = remote {
-        let collected = gc::collect_local_remote(&remote, &used, dry)?;
+        let collected = gc::collect_remote(&remote, &used, dry)?;
         output.push_str(&report::format_remote_gc(&collected, dry));
     }
     Ok(Outcome {
