@@ -12,7 +12,7 @@ pub mod git;
 pub mod hashing;
 pub mod ls;
 pub mod manifest;
-mod pyjson;
+pub mod pyjson;
 pub mod remote;
 pub mod remote_modify;
 pub mod repo;
@@ -20,6 +20,10 @@ pub mod revision;
 pub mod state;
 pub mod transfer;
 mod yaml;
+
+/// Whether a plain YAML 1.2 scalar would read back as something other than a
+/// string (`true`, `1e3`, `2001-01-01`, ...), as ruamel.yaml resolves it.
+pub use yaml::resolves_to_non_string;
 
 use std::path::PathBuf;
 

@@ -73,7 +73,7 @@ impl PyJson {
 }
 
 /// `text` as `json.dumps` writes it with `ensure_ascii=True`.
-fn push_string(out: &mut String, text: &str) {
+pub fn push_string(out: &mut String, text: &str) {
     out.push('"');
     for character in text.chars() {
         match character {

@@ -11,7 +11,7 @@
 
 mod resolve;
 
-use resolve::resolves_to_non_string;
+pub use resolve::resolves_to_non_string;
 
 /// Column where a value starts: `  path: ` is 8 characters.
 const VALUE_START_COLUMN: usize = 8;

@@ -10,11 +10,9 @@
 //! one column; here the column is a parameter because lock values sit at
 //! several depths.
 
-mod resolve;
-
 use serde_yaml_ng::Value;
 
-pub(crate) use resolve::resolves_to_non_string;
+pub(crate) use keel_data::resolves_to_non_string;
 
 const BEST_WIDTH: usize = 80;
 

@@ -59,7 +59,7 @@ fn python_json(value: &Value, out: &mut String) {
                 }
             }
         }
-        Value::String(text) => push_json_string(out, text),
+        Value::String(text) => keel_data::pyjson::push_string(out, text),
         Value::Sequence(items) => {
             out.push('[');
             for (item_idx, item) in items.iter().enumerate() {
@@ -81,7 +81,7 @@ fn python_json(value: &Value, out: &mut String) {
                 if entry_idx > 0 {
                     out.push_str(", ");
                 }
-                push_json_string(out, &key);
+                keel_data::pyjson::push_string(out, &key);
                 out.push_str(": ");
                 python_json(value, out);
             }
@@ -89,30 +89,6 @@ fn python_json(value: &Value, out: &mut String) {
         }
         Value::Tagged(tagged) => python_json(&tagged.value, out),
     }
-}
-
-/// A JSON string as Python writes it with `ensure_ascii=True`.
-pub(crate) fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(character),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in character.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// DVC's `dict_filter`: drops the excluded keys from every mapping.

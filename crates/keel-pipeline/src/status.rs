@@ -12,52 +12,7 @@ use crate::outputs::Workspace;
 use crate::params;
 use crate::stage::Stage;
 use crate::Result;
-
-/// JSON with keys in the order given, written as Python's `json.dumps`
-/// writes it (`", "` and `": "` separators, non-ASCII escaped), which is
-/// what `dvc status --json` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PyJson {
-    String(String),
-    List(Vec<PyJson>),
-    Object(Vec<(String, PyJson)>),
-}
-
-impl PyJson {
-    pub fn dumps(&self) -> String {
-        let mut out = String::new();
-        self.write_to(&mut out);
-        out
-    }
-
-    fn write_to(&self, out: &mut String) {
-        match self {
-            PyJson::String(text) => crate::runcache::push_json_string(out, text),
-            PyJson::List(items) => {
-                out.push('[');
-                for (item_idx, item) in items.iter().enumerate() {
-                    if item_idx > 0 {
-                        out.push_str(", ");
-                    }
-                    item.write_to(out);
-                }
-                out.push(']');
-            }
-            PyJson::Object(fields) => {
-                out.push('{');
-                for (field_idx, (key, value)) in fields.iter().enumerate() {
-                    if field_idx > 0 {
-                        out.push_str(", ");
-                    }
-                    crate::runcache::push_json_string(out, key);
-                    out.push_str(": ");
-                    value.write_to(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-}
+pub use keel_data::pyjson::PyJson;
 
 /// What changed in one dependency.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 /// Whether YAML 1.2 (as ruamel resolves plain scalars) reads `value` as
 /// something other than a string.
-pub(super) fn resolves_to_non_string(value: &str) -> bool {
+pub fn resolves_to_non_string(value: &str) -> bool {
     matches!(
         value,
         "" | "~"
