@@ -353,3 +353,45 @@ def test_monitors_defined_through_the_api_persist_across_restarts(monitored, tmp
     response = requests.put(f"{server.url}/v2/monitors/lr-drift", json=spec)
     assert response.status_code == 400 and "--monitors file" in response.json()["error"]
     assert requests.delete(f"{server.url}/v2/monitors/lr-drift").status_code == 400
+
+
+def test_keel_server_monitors_the_inference_log_keel_serve_writes_into_its_artifacts(monitored, tmp_path):
+    """`keel server --monitors`: the tracking server evaluates monitors over the inference log
+    that `keel serve` writes under the server's artifact directory, with the same API and gauges."""
+    from conftest import KeelServer
+
+    serving, X, _ = monitored
+    onnx, ref = serving.work_dir / "lr.onnx", serving.work_dir / "ref.parquet"
+    spec = tmp_path / "monitors.yaml"
+    spec.write_text(
+        "monitors:\n"
+        f"  - {{name: central, model: lr, reference: {ref}, min_rows: 10, column_map: {json.dumps(_column_map())}}}\n"
+    )
+    server = KeelServer(tmp_path / "server", extra_args=["--monitors", str(spec)])
+    server.start()
+    try:
+        serve = KeelServe(tmp_path / "serve", [f"lr={onnx}"])
+        serve.log_dir = server.artifacts_dir / "inference-log"
+        serve.start()
+        try:
+            _infer(serve, "lr", X[:400], "central")
+        finally:
+            serve.stop()  # the log's files are finished when the serving process stops
+        response = requests.post(f"{server.uri}/v2/monitors/central/run")
+        assert response.status_code == 200, response.text
+        [result] = response.json()["results"]
+        assert result["status"] == "ok" and result["rows"] == 400, result
+        assert result["drift"]["dataset_drifted"] is False
+        metrics = requests.get(f"{server.uri}/metrics").text
+        assert 'keel_monitor_window_rows{model="lr",monitor="central",version="1"} 400' in metrics
+        out = subprocess.run([str(keel_bin()), "monitor", "results", "central", "--url", server.uri],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "central | model lr version 1" in out.stdout, out.stderr
+    finally:
+        server.stop()
+    spec.write_text("monitors:\n  - {name: nowhere, model: lr}\n")
+    out = subprocess.run([str(keel_bin()), "server", "--port", "0", "--monitors", str(spec),
+                          "--backend-store-uri", f"sqlite:///{tmp_path / 'other.db'}",
+                          "--artifacts-destination", str(tmp_path / "other-artifacts")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "needs `reference:` in `keel server`" in out.stderr, out.stderr

@@ -381,6 +381,12 @@ pub struct ServerFlags {
     #[arg(long, env = "KEEL_FEATURE_REPO")]
     pub feature_repo: Option<PathBuf>,
 
+    /// Monitors (YAML, as for `keel serve --monitors`) evaluated here over the inference log
+    /// that `keel serve` writes into this server's artifact directory (`<artifacts>/inference-log`);
+    /// the API is under /v2/monitors, the gauges at /metrics
+    #[arg(long, env = "KEEL_MONITORS")]
+    pub monitors: Option<PathBuf>,
+
     /// Optional TOML config file with the same keys as the flags (snake_case)
     #[arg(long, env = "KEEL_CONFIG")]
     pub config: Option<PathBuf>,

@@ -21,6 +21,7 @@ struct FileConfig {
     webhook_allowed_destinations: Option<Vec<String>>,
     max_request_bytes: Option<usize>,
     feature_repo: Option<String>,
+    monitors: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// A feature repository whose feature server is mounted under `/features`.
     pub feature_repo: Option<PathBuf>,
+    /// Monitors evaluated over `<artifacts>/inference-log`; results in `monitors.db`
+    /// beside the metadata database.
+    pub monitors: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -93,8 +97,13 @@ impl ServerConfig {
             .feature_repo
             .or(file.feature_repo.map(PathBuf::from))
             .map(|p| absolute(&p, &cwd));
+        let monitors = flags
+            .monitors
+            .or(file.monitors.map(PathBuf::from))
+            .map(|p| absolute(&p, &cwd));
         Ok(ServerConfig {
             feature_repo,
+            monitors,
             host,
             port,
             sqlite_path,

@@ -68,6 +68,31 @@ async fn serve(config: ServerConfig) -> Result<()> {
         features.spawn_refresh(std::time::Duration::from_secs(10));
         extra = extra.nest("/features", keel_features::server::routes(features));
     }
+    let monitors = match &config.monitors {
+        Some(path) => Some(start_monitors(path, &config).await?),
+        None => None,
+    };
+    if let Some(service) = &monitors {
+        service.start_schedules();
+        let gauges = service.clone();
+        extra = extra
+            .merge(keel_live::routes::router(service.clone()))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let gauges = gauges.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            gauges.render_metrics(),
+                        )
+                    }
+                }),
+            );
+    }
     let app = keel_server::app_with(state, &options, extra);
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -95,6 +120,13 @@ async fn serve(config: ServerConfig) -> Result<()> {
         println!(
             "  features:  {} (Feast's HTTP API under /features)",
             repo.display()
+        );
+    }
+    if let Some(service) = &monitors {
+        println!(
+            "  monitors:  {} over {} (API under /v2/monitors, gauges at /metrics)",
+            service.specs().len(),
+            config.artifacts_destination.join("inference-log").display()
         );
     }
     println!("  allowed hosts: {}", config.allowed_hosts.join(", "));
@@ -131,4 +163,51 @@ pub(crate) async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// Monitors in the tracking server: over the inference log `keel serve`
+/// writes into this server's artifact directory. No model is served here, so
+/// every monitor names its `reference:` and the log is read as finished files.
+async fn start_monitors(
+    path: &std::path::Path,
+    config: &ServerConfig,
+) -> Result<keel_live::MonitorService> {
+    let needs_reference: keel_live::service::PrepareSpec = Arc::new(
+        |spec: keel_live::MonitorSpec| {
+            if spec.reference.is_none() {
+                return Err(format!(
+                "monitor `{}` needs `reference:` in `keel server` (only `keel serve` knows the served model's run)",
+                spec.name
+            ));
+            }
+            Ok(spec)
+        },
+    );
+    let mut specs = Vec::new();
+    for spec in keel_live::spec::load(path).map_err(|err| anyhow::anyhow!("{err}"))? {
+        specs.push(
+            needs_reference(spec).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?,
+        );
+    }
+    let db = config.sqlite_path.parent().map_or_else(
+        || std::path::PathBuf::from("monitors.db"),
+        |dir| dir.join("monitors.db"),
+    );
+    keel_live::MonitorService::open(
+        specs,
+        keel_live::service::ServiceOptions {
+            log_root: config.artifacts_destination.join("inference-log"),
+            db,
+            flush: None,
+            deliverer: Some(Arc::new(keel_tracking::webhooks::Deliverer::new(
+                keel_tracking::webhooks::DestinationPolicy::new(
+                    &config.webhook_allowed_destinations,
+                ),
+                keel_tracking::webhooks::DeliverySettings::default(),
+            ))),
+            prepare: Some(needs_reference),
+        },
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))
 }
