@@ -387,6 +387,18 @@ def test_keel_server_monitors_the_inference_log_keel_serve_writes_into_its_artif
         out = subprocess.run([str(keel_bin()), "monitor", "results", "central", "--url", server.uri],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "central | model lr version 1" in out.stdout, out.stderr
+        # The results share the metadata database with tracking, which goes on working.
+        from mlflow.tracking import MlflowClient
+
+        tracking = MlflowClient(tracking_uri=server.uri)
+        experiment = tracking.create_experiment("beside-monitors")
+        run = tracking.create_run(experiment)
+        tracking.log_metric(run.info.run_id, "accuracy", 0.9)
+        assert tracking.get_run(run.info.run_id).data.metrics == {"accuracy": 0.9}
+        import sqlite3
+
+        tables = {row[0] for row in sqlite3.connect(server.db_path).execute("SELECT name FROM sqlite_master")}
+        assert {"monitor_results", "labels", "monitor_specs", "experiments"} <= tables
     finally:
         server.stop()
     spec.write_text("monitors:\n  - {name: nowhere, model: lr}\n")

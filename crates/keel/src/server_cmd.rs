@@ -189,10 +189,9 @@ async fn start_monitors(
             needs_reference(spec).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?,
         );
     }
-    let db = config.sqlite_path.parent().map_or_else(
-        || std::path::PathBuf::from("monitors.db"),
-        |dir| dir.join("monitors.db"),
-    );
+    // Results, labels and API-defined monitors live in the metadata database
+    // itself (their own tables; SQLite in WAL mode takes the second writer).
+    let db = config.sqlite_path.clone();
     keel_live::MonitorService::open(
         specs,
         keel_live::service::ServiceOptions {
