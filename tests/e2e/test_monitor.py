@@ -177,6 +177,10 @@ def test_drift_from_profiles_matches_the_raw_report(tmp_path):
         assert out.returncode == 0, out.stderr
         return {c["column"]: c for c in json.loads(out.stdout)["columns"]}
 
+    profile = json.loads((tmp_path / "ref.json").read_text())
+    x = next(c for c in profile["columns"] if c["name"] == "x")["summary"]
+    assert len(x["histogram"]["edges"]) == 21 and sum(x["histogram"]["counts"]) == n
+
     raw = drift("ref.parquet", "cur.parquet")
     profiles = drift("ref.json", "cur.json")
     mixed = drift("ref.json", "cur.parquet")

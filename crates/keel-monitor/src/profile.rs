@@ -129,6 +129,51 @@ impl NumericProfile {
     pub fn quantile(&self, q: f64) -> Option<f64> {
         self.sketch.quantile(q)
     }
+
+    /// A histogram of the finite values over `bins` equal-width bins from
+    /// min to max: `(edges, counts)`, counts from the sketch's ranks at the
+    /// edges (exact while the sketch holds every value, within its rank
+    /// error after). Being derived from the sketch, it merges with it.
+    pub fn histogram(&self, bins: usize) -> Option<(Vec<f64>, Vec<u64>)> {
+        let (Some(min), Some(max)) = (self.min, self.max) else {
+            return None;
+        };
+        let bins = bins.max(1);
+        let (low, high) = if min == max {
+            (min - 0.5, max + 0.5)
+        } else {
+            (min, max)
+        };
+        let width = (high - low) / bins as f64;
+        let edges: Vec<f64> = (0..=bins)
+            .map(|i| {
+                if i == bins {
+                    high
+                } else {
+                    low + width * i as f64
+                }
+            })
+            .collect();
+        // Values below each interior edge, from the rank of the largest value under it.
+        let below = |edge: f64| -> f64 {
+            let exact = self.sketch.exact_values();
+            match exact {
+                Some(values) => values.iter().filter(|v| **v < edge).count() as f64,
+                None => (self.sketch.rank(edge) * self.finite as f64).round(),
+            }
+        };
+        let mut cumulative: Vec<f64> = Vec::with_capacity(bins + 1);
+        cumulative.push(0.0);
+        for edge in &edges[1..bins] {
+            cumulative.push(below(*edge));
+        }
+        cumulative.push(self.finite as f64);
+        let counts = cumulative
+            .windows(2)
+            .map(|w| (w[1] - w[0]).max(0.0) as u64)
+            .collect();
+        Some((edges, counts))
+    }
 }
 
 fn min_option(left: Option<f64>, right: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
@@ -400,6 +445,27 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_come_from_the_sketch_and_count_every_value() {
+        let mut small = NumericProfile::default();
+        for value in [0.0, 1.0, 1.5, 2.0, 3.9, 4.0] {
+            small.insert(Some(value));
+        }
+        let (edges, counts) = small.histogram(4).unwrap();
+        assert_eq!(edges, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(counts, vec![1, 2, 1, 2]);
+        let mut large = NumericProfile::default();
+        for i in 0..100_000 {
+            large.insert(Some(f64::from(i % 1000)));
+        }
+        let (_, counts) = large.histogram(10).unwrap();
+        assert_eq!(counts.iter().sum::<u64>(), 100_000);
+        assert!(
+            counts.iter().all(|c| c.abs_diff(10_000) < 1_000),
+            "{counts:?}"
+        );
+    }
     use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;

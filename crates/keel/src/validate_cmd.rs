@@ -38,7 +38,25 @@ const EXIT_COULD_NOT_VALIDATE: i32 = 2;
 /// on stderr.
 pub fn profile(data: &Path, output: Option<&Path>) -> Result<()> {
     let profiled = profile_file(data)?;
-    let json = serde_json::to_string_pretty(&profiled.profile)?;
+    // The profile, plus a derived 20-bin histogram per numeric column (read
+    // back, profiles ignore it: it comes from the sketch they keep).
+    let mut value = serde_json::to_value(&profiled.profile)?;
+    if let Some(columns) = value.get_mut("columns").and_then(|c| c.as_array_mut()) {
+        for (column, profile) in columns.iter_mut().zip(&profiled.profile.columns) {
+            if let keel_monitor::profile::ColumnSummary::Numeric(numeric) = &profile.summary {
+                if let (Some((edges, counts)), Some(summary)) = (
+                    numeric.histogram(20),
+                    column.get_mut("summary").and_then(|s| s.as_object_mut()),
+                ) {
+                    summary.insert(
+                        "histogram".to_owned(),
+                        serde_json::json!({"edges": edges, "counts": counts}),
+                    );
+                }
+            }
+        }
+    }
+    let json = serde_json::to_string_pretty(&value)?;
     write_output(output, &format!("{json}\n"))?;
     eprint!("{}", summarize(&profiled));
     Ok(())
