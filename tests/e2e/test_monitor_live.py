@@ -407,3 +407,58 @@ def test_keel_server_monitors_the_inference_log_keel_serve_writes_into_its_artif
                           "--artifacts-destination", str(tmp_path / "other-artifacts")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "needs `reference:` in `keel server`" in out.stderr, out.stderr
+
+
+def test_reference_can_be_a_dvc_data_version_and_thresholds_are_per_column(monitored, tmp_path):
+    """`reference_rev`: the reference as `keel data` tracked it at a git revision (read from the
+    DVC cache), not the file now in the workspace; `column_thresholds` replace a test's default."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    server, X, _ = monitored
+    repo = tmp_path / "data-repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}
+
+    def run(*args):
+        out = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+
+    run("git", "init", "-q")
+    run(str(keel_bin()), "data", "init")
+    reference = repo / "ref.parquet"
+    base = pq.read_table(server.work_dir / "ref.parquet")
+    pq.write_table(base, reference)
+    run(str(keel_bin()), "data", "add", "ref.parquet")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "reference v1")
+    run("git", "tag", "v1")
+    shifted = base.to_pandas()
+    for i in range(N_FEATURES):
+        shifted[f"f{i}"] += 3.0
+    pq.write_table(pa.Table.from_pandas(shifted, preserve_index=False), reference)
+    run(str(keel_bin()), "data", "add", "ref.parquet")
+    run("git", "commit", "-qam", "reference v2")
+
+    _infer(server, "lr", X[:400], "versioned")
+    spec = {"model": "lr", "reference": str(reference), "column_map": _column_map(), "min_rows": 5}
+    assert requests.put(f"{server.url}/v2/monitors/at-v1", json={**spec, "reference_rev": "v1"}).status_code == 201
+    assert requests.put(f"{server.url}/v2/monitors/at-head", json=spec).status_code == 201
+    [at_v1] = _run(server, "at-v1")
+    [at_head] = _run(server, "at-head")
+    assert at_v1["drift"]["dataset_drifted"] is False
+    assert at_head["drift"]["dataset_drifted"] is True
+
+    strict = {**spec, "reference_rev": "v1", "column_thresholds": {"f0": 0.0}}
+    assert requests.put(f"{server.url}/v2/monitors/strict", json=strict).status_code == 201
+    [result] = _run(server, "strict")
+    f0 = next(c for c in result["drift"]["columns"] if c["column"] == "f0")
+    assert f0["threshold"] == 0.0 and f0["drifted"] is True
+
+    response = requests.put(f"{server.url}/v2/monitors/bad-rev", json={**spec, "reference_rev": "no-such-rev"})
+    assert response.status_code == 400 and "no-such-rev" in response.json()["error"], response.text
+    for name in ("at-v1", "at-head", "strict"):
+        assert requests.delete(f"{server.url}/v2/monitors/{name}").status_code == 200

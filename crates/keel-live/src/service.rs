@@ -478,7 +478,7 @@ impl MonitorService {
 
 /// The reference's batches, every column.
 fn read_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
-    let Some(path) = &spec.reference else {
+    let Some(workspace_path) = &spec.reference else {
         return Err(LiveError::Spec(format!(
             "monitor `{}` has no reference",
             spec.name
@@ -486,11 +486,20 @@ fn read_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
     };
     let bad = |err: &dyn std::fmt::Display| {
         LiveError::Spec(format!(
-            "monitor `{}`: cannot read the reference {}: {err}",
+            "monitor `{}`: cannot read the reference {}{}: {err}",
             spec.name,
-            path.display()
+            workspace_path.display(),
+            spec.reference_rev
+                .as_deref()
+                .map(|rev| format!(" at `{rev}`"))
+                .unwrap_or_default()
         ))
     };
+    let versioned = match &spec.reference_rev {
+        Some(rev) => Some(versioned_reference(workspace_path, rev).map_err(|err| bad(&err))?),
+        None => None,
+    };
+    let path = versioned.as_deref().unwrap_or(workspace_path);
     let file = File::open(path).map_err(|err| bad(&err))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|err| bad(&err))?
@@ -502,6 +511,36 @@ fn read_reference(spec: &MonitorSpec) -> Result<Vec<RecordBatch>, LiveError> {
         return Err(bad(&"it has no rows"));
     }
     Ok(batches)
+}
+
+/// The cache object holding `path` as DVC tracked it at git revision `rev`.
+fn versioned_reference(path: &Path, rev: &str) -> Result<PathBuf, String> {
+    let start = path.parent().unwrap_or(Path::new("."));
+    let repo = keel_data::repo::Repo::find(start).map_err(|err| err.to_string())?;
+    let relative = path
+        .strip_prefix(repo.root())
+        .map_err(|_| format!("it is outside the DVC repository {}", repo.root().display()))?
+        .to_string_lossy()
+        .replace('\\', "/");
+    let git = keel_data::git::Git::open(repo.root()).map_err(|err| err.to_string())?;
+    let outputs = keel_data::revision::outputs_at(&git, &[rev.to_owned()])
+        .map_err(|err| format!("cannot read revision `{rev}`: {err}"))?;
+    let tracked = outputs
+        .into_iter()
+        .flatten()
+        .find(|tracked| tracked.shown == relative)
+        .ok_or_else(|| format!("no .dvc file tracks `{relative}` at revision `{rev}`"))?;
+    if tracked.output.is_dir() {
+        return Err(format!(
+            "`{relative}` is a directory at `{rev}`; name a Parquet file"
+        ));
+    }
+    repo.cache().find(&tracked.output.md5).ok_or_else(|| {
+        format!(
+            "`{relative}` at `{rev}` (md5 {}) is not in the cache; `keel data fetch` it first",
+            tracked.output.md5
+        )
+    })
 }
 
 fn reference_error(spec: &MonitorSpec, message: &dyn std::fmt::Display) -> LiveError {
@@ -819,7 +858,7 @@ fn evaluate_version(
     let options = DriftOptions {
         drift_share: spec.drift_share,
         tests,
-        ..DriftOptions::default()
+        thresholds: spec.column_thresholds.clone(),
     };
     let drift =
         DriftReport::compute(reference, &current, &options).map_err(|err| err.to_string())?;

@@ -6,6 +6,8 @@
 //!     model: churn                 # served model name
 //!     reference: data/train.parquet  # default: the training dataset logged on
 //!                                  # the served registry version's run
+//!     reference_rev: v1.0          # optional: that path as DVC tracked it at a git revision
+//!     column_thresholds: {age: 0.2}  # instead of each test's default
 //!     features: [age, plan]        # default: every reference column the log has
 //!     column_map: {X.0: age}       # inference-log column -> reference column
 //!     window: 1h                   # rows of the last hour
@@ -52,6 +54,10 @@ struct RawMonitor {
     model: String,
     #[serde(default)]
     reference: Option<PathBuf>,
+    #[serde(default)]
+    reference_rev: Option<String>,
+    #[serde(default)]
+    column_thresholds: BTreeMap<String, f64>,
     #[serde(default)]
     features: Option<Vec<String>>,
     #[serde(default)]
@@ -147,6 +153,11 @@ pub struct MonitorSpec {
     pub model: String,
     /// `None` until resolved from the model's lineage (see `keel serve`).
     pub reference: Option<PathBuf>,
+    /// A data version: the reference as DVC tracked it at this git revision
+    /// (read from the DVC cache), instead of the file in the workspace.
+    pub reference_rev: Option<String>,
+    /// Thresholds per column instead of each test's default.
+    pub column_thresholds: BTreeMap<String, f64>,
     pub features: Option<Vec<String>>,
     pub column_map: BTreeMap<String, String>,
     #[serde(with = "seconds")]
@@ -320,6 +331,18 @@ fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
             return Err(format!("alert `{}` is defined twice", alert.name));
         }
     }
+    if raw.reference_rev.is_some() && raw.reference.is_none() {
+        return Err("reference_rev needs `reference:` (the DVC-tracked path)".to_owned());
+    }
+    if let Some((column, value)) = raw
+        .column_thresholds
+        .iter()
+        .find(|(_, v)| !v.is_finite() || **v < 0.0)
+    {
+        return Err(format!(
+            "column_thresholds: `{column}` has {value}; thresholds are non-negative numbers"
+        ));
+    }
     let reference = raw.reference.map(|reference| {
         if reference.is_absolute() {
             reference
@@ -331,6 +354,8 @@ fn validate(raw: RawMonitor, base: &Path) -> Result<MonitorSpec, String> {
         name: raw.name,
         model: raw.model,
         reference,
+        reference_rev: raw.reference_rev,
+        column_thresholds: raw.column_thresholds,
         features: raw.features,
         column_map: raw.column_map,
         window,
