@@ -75,6 +75,8 @@ command -v cargo >/dev/null || fail "cargo not found: install Rust with rustup (
 # Where the data-remote tests find the S3 server (`scripts/s3-server.sh start`
 # runs it; .ci/run does so); values already set win.
 eval "$(bash scripts/s3-server.sh env)"
+# Where the Ray executor tests find the Ray dashboard (`scripts/ray-head.sh start`).
+eval "$(bash scripts/ray-head.sh env)"
 
 step "cargo fmt" "run 'cargo fmt --all' and commit the result" \
   cargo fmt --all -- --check

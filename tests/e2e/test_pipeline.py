@@ -374,7 +374,7 @@ TRACKED_YAML = """\
 stages:
   train:
     cmd: >-
-      python -c "import mlflow, os; open('run_id.txt', 'w').write(os.environ['MLFLOW_RUN_ID']);
+      python -c "import mlflow, os; print('stage says hello'); open('run_id.txt', 'w').write(os.environ['MLFLOW_RUN_ID']);
       mlflow.log_metric('from_stage', 3.0);
       open('metrics.json', 'w').write('{\\"acc\\": 0.75, \\"val\\": {\\"loss\\": 0.5}}')"
     deps: [raw]
@@ -417,3 +417,6 @@ def test_tracked_repro_records_a_parent_run_and_a_run_per_stage(tmp_path, tracki
     assert [(item.dataset.name, item.dataset.digest) for item in inputs] == [
         ("raw", locked["deps"][0]["md5"])]
     assert train.data.tags["keel.out.metrics.json"] == locked["outs"][0]["md5"]
+    # The stage's output is its run's log artifact.
+    log = client.download_artifacts(train.info.run_id, "logs/train.log", str(tmp_path))
+    assert "stage says hello\n" in Path(log).read_text()

@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicBool;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::executor::{self, CommandEnd};
 use crate::lockfile::{FileHash, LockedStage, StageLock};
 use crate::outputs::Workspace;
-use crate::process::{run_command, CommandEnd};
 use crate::runcache;
 use crate::runner::{LogLine, Outcome, ReproOptions, StageHooks};
 use crate::stage::Stage;
@@ -106,7 +106,15 @@ pub(crate) fn evaluate_stage(
             'attempts: loop {
                 for command in stage.commands.iter().filter(|_| !restored) {
                     log(LogLine::Info(format!("> {command}")));
-                    match run_command(workspace.root(), stage, command, &env, cancel, log)? {
+                    match executor::run(
+                        &options.executor,
+                        workspace.root(),
+                        stage,
+                        command,
+                        &env,
+                        cancel,
+                        log,
+                    )? {
                         CommandEnd::Success => {}
                         CommandEnd::Interrupted => {
                             if let Some(hooks) = hooks {

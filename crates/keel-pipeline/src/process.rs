@@ -9,15 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::executor::CommandEnd;
 use crate::runner::LogLine;
 use crate::stage::Stage;
 use crate::{PipelineError, Result};
-
-pub(crate) enum CommandEnd {
-    Success,
-    Failed(String),
-    Interrupted,
-}
 
 /// The shell DVC runs commands with: `$SHELL` (without its rc files) or `/bin/sh`.
 fn shell_command(command: &str) -> Command {

@@ -1,11 +1,12 @@
 //! `repro`: stages evaluated in DVC's order, independent ones in parallel up
 //! to `jobs`. A stage starts once everything upstream of it has finished; it
-//! runs when DVC would run it (or with `force`), its commands in its own
-//! process group under `$SHELL -c`, output streamed line by line prefixed
-//! with the stage name. After a stage succeeds its outputs go into the
-//! cache and its entry into `dvc.lock` (rewritten atomically each time), so
-//! the lock is consistent whenever Keel stops. A failure stops the run (as
-//! DVC does) or, with `keep_going`, only the stages downstream of it.
+//! runs when DVC would run it (or with `force`), its commands run by the
+//! chosen executor (a process group of its own under `$SHELL -c`, or a Ray
+//! job), output streamed line by line prefixed with the stage name. After a
+//! stage succeeds its outputs go into the cache and its entry into
+//! `dvc.lock` (rewritten atomically each time), so the lock is consistent
+//! whenever Keel stops. A failure stops the run (as DVC does) or, with
+//! `keep_going`, only the stages downstream of it.
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use serde_yaml_ng::Value;
 
 use crate::dag::Dag;
 use crate::execute::evaluate_stage;
+use crate::executor::Executor;
 use crate::lockfile::{Lockfile, StageLock};
 use crate::outputs::Workspace;
 use crate::project::{Project, LOCK_FILE, PROJECT_FILE};
@@ -37,6 +39,8 @@ pub struct ReproOptions {
     pub single_item: bool,
     /// How many times a failing stage's commands run again before it counts as failed.
     pub retries: usize,
+    /// Where the stages' commands run.
+    pub executor: Executor,
 }
 
 /// A line for the user.

@@ -47,12 +47,58 @@ pub struct Tracker {
     experiment_id: String,
     parent_run_id: String,
     /// stage name → its run
-    stage_runs: Mutex<HashMap<String, String>>,
+    stage_runs: Mutex<HashMap<String, CreatedRun>>,
+    /// stage name → the lines its commands wrote, uploaded as `logs/<stage>.log`
+    stage_logs: Mutex<HashMap<String, String>>,
+}
+
+/// The parent run of a tracker: a new one, or one to resume.
+#[derive(Debug, Clone)]
+pub enum ParentRun {
+    New {
+        name: String,
+        tags: Vec<(String, String)>,
+    },
+    /// An existing run (by id), set running again.
+    Resume(String),
+}
+
+/// A run created on the tracking server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRun {
+    pub run_id: String,
+    pub artifact_uri: String,
 }
 
 impl Tracker {
-    /// Finds or creates `experiment` and starts the parent run.
+    /// Finds or creates `experiment` and starts the parent run of a `repro`.
     pub fn start(tracking_uri: &str, experiment: &str, root: &Path) -> Result<Tracker, String> {
+        let pipeline = root
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".to_owned());
+        Self::start_parent(
+            tracking_uri,
+            experiment,
+            root,
+            ParentRun::New {
+                name: format!("repro {pipeline}"),
+                tags: vec![
+                    ("keel.pipeline".to_owned(), root.display().to_string()),
+                    ("mlflow.source.name".to_owned(), "keel repro".to_owned()),
+                ],
+            },
+        )
+    }
+
+    /// Finds or creates `experiment`, then creates the parent run or, to
+    /// resume, marks an existing one as running again.
+    pub fn start_parent(
+        tracking_uri: &str,
+        experiment: &str,
+        root: &Path,
+        parent: ParentRun,
+    ) -> Result<Tracker, String> {
         let client = keel_client::Client::new(tracking_uri).map_err(|err| err.to_string())?;
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(std::time::Duration::from_secs(10))
@@ -66,20 +112,148 @@ impl Tracker {
             experiment_id: String::new(),
             parent_run_id: String::new(),
             stage_runs: Mutex::new(HashMap::new()),
+            stage_logs: Mutex::new(HashMap::new()),
         };
         tracker.experiment_id = tracker.experiment(experiment)?;
-        let pipeline = root
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipeline".to_owned());
-        tracker.parent_run_id = tracker.create_run(
-            &format!("repro {pipeline}"),
-            &[
-                ("keel.pipeline", root.display().to_string()),
-                ("mlflow.source.name", "keel repro".to_owned()),
-            ],
-        )?;
+        tracker.parent_run_id = match parent {
+            ParentRun::New { name, tags } => {
+                let tags: Vec<(&str, String)> = tags
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.clone()))
+                    .collect();
+                tracker.create_run(&name, &tags)?.run_id
+            }
+            ParentRun::Resume(run_id) => {
+                tracker.call(
+                    "POST",
+                    "/runs/update",
+                    Some(json!({"run_id": run_id, "status": "RUNNING"})),
+                )?;
+                run_id
+            }
+        };
         Ok(tracker)
+    }
+
+    pub fn experiment_id(&self) -> &str {
+        &self.experiment_id
+    }
+
+    pub fn tracking_uri(&self) -> &str {
+        &self.tracking_uri
+    }
+
+    /// Creates a child run of the parent run.
+    pub fn create_child(&self, name: &str, tags: &[(&str, String)]) -> Result<CreatedRun, String> {
+        let mut all = vec![("mlflow.parentRunId", self.parent_run_id.clone())];
+        all.extend(tags.iter().cloned());
+        self.create_run(name, &all)
+    }
+
+    /// Logs metrics (step 0) and tags on a run.
+    pub fn log_metrics_and_tags(
+        &self,
+        run_id: &str,
+        metrics: &[(String, f64)],
+        tags: &[(String, String)],
+    ) -> Result<(), String> {
+        let metrics: Vec<(&str, f64)> = metrics
+            .iter()
+            .map(|(key, value)| (key.as_str(), *value))
+            .collect();
+        let tags: Vec<(&str, String)> = tags
+            .iter()
+            .map(|(key, value)| (key.as_str(), truncate(value, MAX_TAG_VALUE_CHARS)))
+            .collect();
+        for start in (0..metrics.len().max(tags.len()).max(1)).step_by(100) {
+            let metric_chunk: Vec<(&str, f64)> =
+                metrics.iter().skip(start).take(100).copied().collect();
+            let tag_chunk: Vec<(&str, String)> =
+                tags.iter().skip(start).take(100).cloned().collect();
+            self.client
+                .log_batch(run_id, &metric_chunk, &tag_chunk)
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Removes a tag from a run.
+    pub fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), String> {
+        self.call(
+            "POST",
+            "/runs/delete-tag",
+            Some(json!({"run_id": run_id, "key": key})),
+        )
+        .map(|_| ())
+    }
+
+    /// Every value logged for `key` on a run, as (step, value), in step order.
+    pub fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<(u64, f64)>, String> {
+        let found = self.call(
+            "GET",
+            &format!(
+                "/metrics/get-history?run_id={}&metric_key={}",
+                url_encode(run_id),
+                url_encode(key)
+            ),
+            None,
+        )?;
+        let mut history: Vec<(u64, f64)> = found["metrics"]
+            .as_array()
+            .map(|metrics| {
+                metrics
+                    .iter()
+                    .filter_map(|metric| {
+                        let value = metric["value"].as_f64()?;
+                        let step = metric["step"]
+                            .as_u64()
+                            .or_else(|| metric["step"].as_str()?.parse().ok())
+                            .unwrap_or(0);
+                        Some((step, value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        history.sort_by_key(|(step, _)| *step);
+        Ok(history)
+    }
+
+    /// Uploads `text` as the artifact `path` of a run, through the tracking
+    /// server's artifact proxy (runs whose artifacts live elsewhere are
+    /// skipped: the server cannot take the upload).
+    pub fn upload_text_artifact(
+        &self,
+        artifact_uri: &str,
+        path: &str,
+        text: &str,
+    ) -> Result<(), String> {
+        let Ok(root) = keel_client::artifact_root_path(artifact_uri) else {
+            return Ok(());
+        };
+        let url = format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}",
+            self.tracking_uri
+        );
+        match self.agent.put(&url).send_bytes(text.as_bytes()) {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(status, response)) => Err(format!(
+                "HTTP {status} uploading {path}: {}",
+                truncate(&response.into_string().unwrap_or_default(), 300)
+            )),
+            Err(ureq::Error::Transport(transport)) => Err(format!(
+                "cannot reach the tracking server at {}: {transport}",
+                self.tracking_uri
+            )),
+        }
+    }
+
+    /// Keeps a line a stage's command wrote, for its run's `logs/<stage>.log`.
+    pub fn capture_output(&self, stage: &str, line: &str) {
+        if let Ok(mut logs) = self.stage_logs.lock() {
+            let log = logs.entry(stage.to_owned()).or_default();
+            log.push_str(line);
+            log.push('\n');
+        }
     }
 
     pub fn parent_run_id(&self) -> &str {
@@ -135,7 +309,7 @@ impl Tracker {
             .ok_or_else(|| format!("the server created experiment '{name}' without an id"))
     }
 
-    fn create_run(&self, run_name: &str, tags: &[(&str, String)]) -> Result<String, String> {
+    fn create_run(&self, run_name: &str, tags: &[(&str, String)]) -> Result<CreatedRun, String> {
         let tags: Vec<serde_json::Value> = tags
             .iter()
             .map(|(key, value)| json!({"key": key, "value": truncate(value, MAX_TAG_VALUE_CHARS)}))
@@ -150,13 +324,19 @@ impl Tracker {
                 "tags": tags,
             })),
         )?;
-        created["run"]["info"]["run_id"]
+        let info = &created["run"]["info"];
+        let run_id = info["run_id"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| "the server created a run without an id".to_owned())
+            .ok_or_else(|| "the server created a run without an id".to_owned())?;
+        Ok(CreatedRun {
+            run_id,
+            artifact_uri: info["artifact_uri"].as_str().unwrap_or_default().to_owned(),
+        })
     }
 
-    fn end_run(&self, run_id: &str, status: &str) -> Result<(), String> {
+    /// Ends a run: `FINISHED`, `FAILED` or `KILLED`.
+    pub fn end_run(&self, run_id: &str, status: &str) -> Result<(), String> {
         self.call(
             "POST",
             "/runs/update",
@@ -170,7 +350,8 @@ impl Tracker {
         self.end_run(&self.parent_run_id, status)
     }
 
-    fn log_params(&self, run_id: &str, params: &[(String, String)]) -> Result<(), String> {
+    /// Logs parameters (values cut to MLflow's limit).
+    pub fn log_params(&self, run_id: &str, params: &[(String, String)]) -> Result<(), String> {
         // MLflow takes at most 100 params per batch.
         for chunk in params.chunks(100) {
             let params: Vec<serde_json::Value> = chunk
@@ -266,7 +447,7 @@ fn url_encode(text: &str) -> String {
 }
 
 /// MLflow accepts letters, digits, `_ - . / ` and spaces in keys.
-fn sanitize_key(key: &str) -> String {
+pub(crate) fn sanitize_key(key: &str) -> String {
     key.chars()
         .map(|ch| {
             if ch.is_alphanumeric() || "_-./ ".contains(ch) {
@@ -279,7 +460,7 @@ fn sanitize_key(key: &str) -> String {
 }
 
 /// Numeric leaves of a metrics file, with dotted keys.
-fn flatten_numbers(prefix: &str, value: &Value, out: &mut Vec<(String, f64)>) {
+pub(crate) fn flatten_numbers(prefix: &str, value: &Value, out: &mut Vec<(String, f64)>) {
     match value {
         Value::Number(number) => {
             if let Some(number) = number.as_f64() {
@@ -308,16 +489,19 @@ fn flatten_numbers(prefix: &str, value: &Value, out: &mut Vec<(String, f64)>) {
 
 impl StageHooks for Tracker {
     fn before_run(&self, stage: &Stage) -> Result<Vec<(String, String)>, String> {
-        let run_id = self.create_run(
+        let run = self.create_child(
             &stage.name,
             &[
-                ("mlflow.parentRunId", self.parent_run_id.clone()),
                 ("keel.stage", stage.name.clone()),
                 ("keel.cmd", stage.commands.join("\n")),
             ],
         )?;
+        let run_id = run.run_id.clone();
         if let Ok(mut runs) = self.stage_runs.lock() {
-            runs.insert(stage.name.clone(), run_id.clone());
+            runs.insert(stage.name.clone(), run);
+        }
+        if let Ok(mut logs) = self.stage_logs.lock() {
+            logs.remove(&stage.name);
         }
         Ok(vec![
             ("MLFLOW_TRACKING_URI".to_owned(), self.tracking_uri.clone()),
@@ -326,19 +510,31 @@ impl StageHooks for Tracker {
     }
 
     fn after_run(&self, stage: &Stage, result: Result<&StageLock, &str>) -> Result<(), String> {
-        let run_id = self
+        let run = self
             .stage_runs
             .lock()
             .ok()
             .and_then(|runs| runs.get(&stage.name).cloned());
-        let Some(run_id) = run_id else {
+        let Some(run) = run else {
             return Ok(());
         };
+        let run_id = run.run_id.as_str();
+        let log = self
+            .stage_logs
+            .lock()
+            .ok()
+            .and_then(|mut logs| logs.remove(&stage.name))
+            .unwrap_or_default();
+        let uploaded = self.upload_text_artifact(
+            &run.artifact_uri,
+            &format!("logs/{}.log", log_file_name(&stage.name)),
+            &log,
+        );
         match result {
             Ok(entry) => {
-                let recorded = self.record_success(&run_id, stage, entry);
+                let recorded = self.record_success(run_id, stage, entry).and(uploaded);
                 self.end_run(
-                    &run_id,
+                    run_id,
                     if recorded.is_ok() {
                         "FINISHED"
                     } else {
@@ -349,7 +545,7 @@ impl StageHooks for Tracker {
             }
             Err(reason) => {
                 let _ = self.client.log_batch(
-                    &run_id,
+                    run_id,
                     &[],
                     &[("keel.error", truncate(reason, MAX_TAG_VALUE_CHARS))],
                 );
@@ -358,10 +554,24 @@ impl StageHooks for Tracker {
                 } else {
                     "FAILED"
                 };
-                self.end_run(&run_id, status)
+                self.end_run(run_id, status)
             }
         }
     }
+}
+
+/// A stage name as a file name (`group@key` keeps its `@`; separators go).
+pub fn log_file_name(stage: &str) -> String {
+    stage
+        .chars()
+        .map(|ch| {
+            if ch == '/' || ch == '\\' || ch.is_control() {
+                '_'
+            } else {
+                ch
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

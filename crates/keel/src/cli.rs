@@ -36,6 +36,8 @@ pub enum Command {
     Status(crate::pipeline_cmd::StatusArgs),
     /// Show the pipeline's stage graph (text, --dot or --mermaid)
     Dag(crate::pipeline_cmd::DagArgs),
+    /// Hyperparameter sweep of a pipeline stage: grid, random or TPE, trials in parallel, tracked and resumable
+    Sweep(crate::sweep_cmd::SweepArgs),
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +388,11 @@ pub struct ServerFlags {
     /// the API is under /v2/monitors, the gauges at /metrics
     #[arg(long, env = "KEEL_MONITORS")]
     pub monitors: Option<PathBuf>,
+
+    /// Pipelines to reproduce on cron schedules (YAML: name, repo, cron, targets, jobs), each run
+    /// tracked on this server; listed with their recent runs at /api/2.0/keel/schedules
+    #[arg(long, env = "KEEL_SCHEDULES")]
+    pub schedules: Option<PathBuf>,
 
     /// Optional TOML config file with the same keys as the flags (snake_case)
     #[arg(long, env = "KEEL_CONFIG")]

@@ -22,6 +22,7 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     feature_repo: Option<String>,
     monitors: Option<String>,
+    schedules: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     /// Monitors evaluated over `<artifacts>/inference-log`; results in `monitors.db`
     /// beside the metadata database.
     pub monitors: Option<PathBuf>,
+    /// Pipelines reproduced on cron schedules.
+    pub schedules: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -101,9 +104,14 @@ impl ServerConfig {
             .monitors
             .or(file.monitors.map(PathBuf::from))
             .map(|p| absolute(&p, &cwd));
+        let schedules = flags
+            .schedules
+            .or(file.schedules.map(PathBuf::from))
+            .map(|p| absolute(&p, &cwd));
         Ok(ServerConfig {
             feature_repo,
             monitors,
+            schedules,
             host,
             port,
             sqlite_path,

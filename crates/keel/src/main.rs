@@ -10,6 +10,7 @@ mod monitor_cmd;
 mod pipeline_cmd;
 mod serve_cmd;
 mod server_cmd;
+mod sweep_cmd;
 mod validate_cmd;
 
 use clap::Parser;
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Repro(args) => pipeline_cmd::repro(args),
         cli::Command::Status(args) => pipeline_cmd::status(args),
         cli::Command::Dag(args) => pipeline_cmd::dag(args),
+        cli::Command::Sweep(args) => sweep_cmd::sweep(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

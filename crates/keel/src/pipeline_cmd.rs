@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use keel_pipeline::dag::Dag;
+use keel_pipeline::executor::{Executor, RayExecutor};
 use keel_pipeline::lockfile::Lockfile;
 use keel_pipeline::outputs::Workspace;
 use keel_pipeline::project::Project;
@@ -50,6 +51,25 @@ pub struct ReproArgs {
     /// Experiment of the tracked runs, created when missing (implies --track) [default: the repository's directory name]
     #[arg(long)]
     pub experiment: Option<String>,
+    /// Where stage commands run: local processes, or one Ray job each (the Ray
+    /// workers must see the workspace at the same path: a local head node, NFS, a shared volume)
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// The Ray dashboard that --executor ray submits jobs to (its Jobs REST API)
+    #[arg(
+        long,
+        env = "RAY_ADDRESS",
+        default_value = "http://127.0.0.1:8265",
+        value_name = "URL"
+    )]
+    pub ray_address: String,
+}
+
+/// The values of `keel repro --executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    Local,
+    Ray,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,7 +97,7 @@ pub struct DagArgs {
 }
 
 /// The repository holding the current directory (the nearest `.dvc` above it).
-fn find_root() -> Result<PathBuf> {
+pub(crate) fn find_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     match cwd.ancestors().find(|dir| dir.join(".dvc").is_dir()) {
         Some(root) => Ok(root.to_path_buf()),
@@ -88,7 +108,7 @@ fn find_root() -> Result<PathBuf> {
 }
 
 /// Sets `cancel` on Ctrl-C, from a thread of its own.
-fn cancel_on_ctrl_c(cancel: Arc<AtomicBool>) {
+pub(crate) fn cancel_on_ctrl_c(cancel: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -105,7 +125,7 @@ fn cancel_on_ctrl_c(cancel: Arc<AtomicBool>) {
     });
 }
 
-fn print_line(line: LogLine) {
+pub(crate) fn print_line(line: LogLine) {
     match line {
         LogLine::Info(text) => {
             let mut stdout = std::io::stdout().lock();
@@ -137,6 +157,19 @@ pub fn repro(args: ReproArgs) -> Result<()> {
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    // Connect first, so a wrong address fails before any stage runs.
+    let executor = match args.executor {
+        ExecutorKind::Local => Executor::Local,
+        ExecutorKind::Ray => {
+            let ray = RayExecutor::connect(&args.ray_address)?;
+            println!(
+                "Running stage commands as jobs on Ray {} at {}",
+                ray.ray_version(),
+                ray.address()
+            );
+            Executor::Ray(ray)
+        }
+    };
     let options = ReproOptions {
         targets: args.targets,
         force: args.force,
@@ -146,6 +179,7 @@ pub fn repro(args: ReproArgs) -> Result<()> {
         downstream: args.downstream,
         single_item: args.single_item,
         retries: args.retries,
+        executor,
     };
     let tracker = if args.track || args.tracking_uri.is_some() || args.experiment.is_some() {
         let tracking_uri = crate::models_cmd::tracking_uri_from_env(args.tracking_uri);
@@ -167,7 +201,14 @@ pub fn repro(args: ReproArgs) -> Result<()> {
     let cancel = Arc::new(AtomicBool::new(false));
     cancel_on_ctrl_c(Arc::clone(&cancel));
     let hooks = tracker.as_ref().map(|tracker| tracker as &dyn StageHooks);
-    let result = runner::repro(&root, &options, hooks, &cancel, &print_line);
+    // A tracked stage's output also becomes its run's `logs/<stage>.log`.
+    let log = |line: LogLine| {
+        if let (Some(tracker), LogLine::Output { stage, line, .. }) = (&tracker, &line) {
+            tracker.capture_output(stage, line);
+        }
+        print_line(line);
+    };
+    let result = runner::repro(&root, &options, hooks, &cancel, &log);
     if let Some(tracker) = &tracker {
         let status = match &result {
             Ok(report) if report.interrupted => "KILLED",

@@ -93,6 +93,16 @@ async fn serve(config: ServerConfig) -> Result<()> {
                 }),
             );
     }
+    let schedules = match &config.schedules {
+        Some(path) => {
+            let specs = keel_pipeline::schedule::load(path)?;
+            Some(keel_pipeline::schedule::Scheduler::new(specs))
+        }
+        None => None,
+    };
+    if let Some(scheduler) = &schedules {
+        extra = extra.merge(schedule_routes(scheduler.clone()));
+    }
     let app = keel_server::app_with(state, &options, extra);
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -129,6 +139,19 @@ async fn serve(config: ServerConfig) -> Result<()> {
             config.artifacts_destination.join("inference-log").display()
         );
     }
+    if let Some(scheduler) = &schedules {
+        // Runs are tracked on this server, so the timers start once it listens.
+        let own_host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            shown_host.clone()
+        };
+        scheduler.start(&format!("http://{own_host}:{}", local.port()));
+        println!(
+            "  schedules: {} pipeline(s) (listed at /api/2.0/keel/schedules)",
+            scheduler.specs().len()
+        );
+    }
     println!("  allowed hosts: {}", config.allowed_hosts.join(", "));
     if !config.webhook_allowed_destinations.is_empty() {
         println!(
@@ -141,6 +164,53 @@ async fn serve(config: ServerConfig) -> Result<()> {
         .await
         .context("server error")?;
     Ok(())
+}
+
+/// `GET /api/2.0/keel/schedules` (schedules, next times, recent runs) and
+/// `POST /api/2.0/keel/schedules/{name}/run` (run one now), with errors in
+/// MLflow's format.
+fn schedule_routes(scheduler: Arc<keel_pipeline::schedule::Scheduler>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    use keel_pipeline::schedule::TriggerError;
+    let listed = scheduler.clone();
+    axum::Router::new()
+        .route(
+            "/api/2.0/keel/schedules",
+            axum::routing::get(move || {
+                let listed = listed.clone();
+                async move { axum::Json(listed.describe()) }
+            }),
+        )
+        .route(
+            "/api/2.0/keel/schedules/{name}/run",
+            axum::routing::post(
+                move |axum::extract::Path(name): axum::extract::Path<String>| {
+                    let scheduler = scheduler.clone();
+                    async move {
+                        match scheduler.trigger(&name) {
+                            Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"triggered": name})))
+                                .into_response(),
+                            Err(err) => {
+                                let (status, code) = match err {
+                                    TriggerError::UnknownSchedule(_) => {
+                                        (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST")
+                                    }
+                                    TriggerError::AlreadyRunning(_) => {
+                                        (StatusCode::CONFLICT, "RESOURCE_CONFLICT")
+                                    }
+                                };
+                                (
+                                    status,
+                                    axum::Json(serde_json::json!({"error_code": code, "message": err.to_string()})),
+                                )
+                                    .into_response()
+                            }
+                        }
+                    }
+                },
+            ),
+        )
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
