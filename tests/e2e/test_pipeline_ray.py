@@ -274,3 +274,103 @@ def test_an_unreachable_ray_dashboard_fails_before_any_stage_runs(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Running stage" not in result.stdout
     assert not (repo / "hello.txt").exists()
+
+
+# A real pipeline: prepare two splits in parallel, train with the mlflow client (fluent API,
+# inside the stage's run), evaluate; the same dvc.yaml runs locally and on Ray.
+REAL_YAML = """\
+stages:
+  prepare:
+    foreach: [train, test]
+    do:
+      cmd: {python} prepare.py ${{item}}
+      deps: [prepare.py, raw.csv]
+      params: [prepare.seed]
+      outs:
+        - data/${{item}}.csv
+  train:
+    cmd: {python} train.py
+    deps: [train.py, data/train.csv]
+    params: [train.lr]
+    outs: [model.json]
+  evaluate:
+    cmd: {python} evaluate.py
+    deps: [evaluate.py, model.json, data/test.csv]
+    metrics:
+      - scores.json:
+          cache: false
+"""
+
+PREPARE_PY = """\
+import os, sys, yaml
+split = sys.argv[1]
+seed = yaml.safe_load(open("params.yaml"))["prepare"]["seed"]
+rows = [line for i, line in enumerate(open("raw.csv").read().splitlines()[1:]) if (i + seed) % 2 == (split == "test")]
+os.makedirs("data", exist_ok=True)
+open(f"data/{split}.csv", "w").write("x,y\\n" + "\\n".join(rows) + "\\n")
+print(f"prepared {split}: {len(rows)} rows")
+"""
+
+TRAIN_PY = """\
+import json, mlflow, yaml
+lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
+rows = [tuple(map(float, line.split(","))) for line in open("data/train.csv").read().splitlines()[1:]]
+w = 0.0
+for epoch in range(20):
+    grad = sum((w * x - y) * x for x, y in rows) / len(rows)
+    w -= lr * grad
+    mlflow.log_metric("train_loss", sum((w * x - y) ** 2 for x, y in rows) / len(rows), step=epoch)
+mlflow.log_param("epochs", 20)
+json.dump({"w": w}, open("model.json", "w"))
+print(f"trained w={w:.4f}")
+"""
+
+EVALUATE_PY = """\
+import json
+w = json.load(open("model.json"))["w"]
+rows = [tuple(map(float, line.split(","))) for line in open("data/test.csv").read().splitlines()[1:]]
+json.dump({"mse": sum((w * x - y) ** 2 for x, y in rows) / len(rows)}, open("scores.json", "w"))
+"""
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_real_pipeline_runs_in_parallel_and_tracked(tmp_path, executor, tracking_uri, client, request):
+    if executor == "ray":
+        address = request.getfixturevalue("ray_address")
+        where = ["--executor", "ray", "--ray-address", address]
+    else:
+        where = []
+    raw = "x,y\n" + "\n".join(f"{x},{2 * x + 0.1 * (x % 3)}" for x in range(1, 21)) + "\n"
+    repo = make_repo(tmp_path / "repo", REAL_YAML.format(python=sys.executable), {
+        "raw.csv": raw, "prepare.py": PREPARE_PY, "train.py": TRAIN_PY, "evaluate.py": EVALUATE_PY,
+        "params.yaml": "prepare:\n  seed: 1\ntrain:\n  lr: 0.002\n"})
+    experiment_name = f"real-{executor}-{tmp_path.name}"
+    result = run(repo, str(keel_bin()), "repro", "--jobs", "2", *where, "--track",
+                 "--tracking-uri", tracking_uri, "--experiment", experiment_name)
+    assert "[prepare@train] prepared train: 10 rows" in result.stdout
+    assert "[train] trained w=" in result.stdout
+    assert run(repo, DVC, "status", "--json").stdout.strip().splitlines()[-1] == "{}"
+
+    experiment = client.get_experiment_by_name(experiment_name)
+    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"repro repo", "prepare@train", "prepare@test", "train", "evaluate"}
+    parent = runs.pop("repro repo")
+    assert parent.info.status == "FINISHED"
+    assert {run.data.tags["mlflow.parentRunId"] for run in runs.values()} == {parent.info.run_id}
+    train = runs["train"]
+    # The mlflow client inside the stage logged into the stage's run.
+    history = client.get_metric_history(train.info.run_id, "train_loss")
+    assert [metric.step for metric in history] == list(range(20))
+    assert train.data.params == {"train.lr": "0.002", "epochs": "20"}
+    scores = json.loads((repo / "scores.json").read_text())
+    assert runs["evaluate"].data.metrics == {"mse": pytest.approx(scores["mse"])}
+    import yaml
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    inputs = client.get_run(runs["evaluate"].info.run_id).inputs.dataset_inputs
+    assert {(item.dataset.name, item.dataset.digest) for item in inputs} == {
+        (dep["path"], dep["md5"]) for dep in lock["evaluate"]["deps"]}
+    log = client.download_artifacts(train.info.run_id, "logs/train.log", str(tmp_path))
+    assert "trained w=" in Path(log).read_text()
+    if executor == "ray":
+        assert {job["status"] for job in jobs_of(address, repo)} == {"SUCCEEDED"}
+        assert len(jobs_of(address, repo)) == 4

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use crate::link::{LinkType, Linker};
 use crate::manifest::Manifest;
 use crate::{DataError, Result};
 
@@ -60,6 +61,49 @@ impl Cache {
             Some(0o444),
             NOT_SYNCED,
         )
+    }
+
+    /// Puts `source` into the cache as object `md5` the way `linker` says
+    /// (a reflink, a hardlink when `cache.type` starts with hardlink, else a
+    /// copy), checking that the bytes still hash to `md5`. A present object
+    /// is left alone.
+    pub fn add_file_linked(&self, source: &Path, md5: &str, linker: &Linker) -> Result<()> {
+        let destination = self.object_path(md5);
+        if destination.is_file() {
+            return Ok(());
+        }
+        linker.cache_file(source, &destination, md5)
+    }
+
+    /// Makes `destination` an entry for object `md5` with the first of
+    /// `linker`'s types that works; returns the type used.
+    pub fn link_file(
+        &self,
+        md5: &str,
+        destination: &Path,
+        executable: bool,
+        linker: &Linker,
+    ) -> Result<LinkType> {
+        let source = self.find(md5).ok_or_else(|| DataError::MissingObject {
+            oid: md5.to_owned(),
+        })?;
+        linker.link_to_workspace(&source, md5, destination, executable)
+    }
+
+    /// After `add`/`commit` cached `workspace` as object `md5`: replaces it
+    /// by a link to the object, unless the type that works is `copy` (then
+    /// the file, which holds the same bytes, stays as it is).
+    pub fn relink_cached(
+        &self,
+        md5: &str,
+        workspace: &Path,
+        executable: bool,
+        linker: &Linker,
+    ) -> Result<LinkType> {
+        let source = self.find(md5).ok_or_else(|| DataError::MissingObject {
+            oid: md5.to_owned(),
+        })?;
+        linker.relink_cached(&source, md5, workspace, executable)
     }
 
     /// Copies `source` into the 2.x layout as object `md5`, for outputs
@@ -267,14 +311,14 @@ fn persist(
 }
 
 #[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|err| DataError::io(path, err))
 }
 
 #[cfg(not(unix))]
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     let mut permissions = std::fs::metadata(path)
         .map_err(|err| DataError::io(path, err))?
         .permissions();

@@ -98,6 +98,16 @@ where
 /// (`/`-separated path relative to `dir`, full path), sorted by relative path.
 /// Directories named `.dvc` or `.git` are skipped, as DVC skips them.
 pub fn walk_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    walk_files_except(dir, |_, _| Ok(false))
+}
+
+/// As [`walk_files`], leaving out every entry for which `is_excluded(full
+/// path, is_dir)` holds; an excluded directory is not entered (so, as with
+/// `.gitignore`, nothing below it can be included again).
+pub fn walk_files_except(
+    dir: &Path,
+    mut is_excluded: impl FnMut(&Path, bool) -> Result<bool>,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut files = Vec::new();
     let mut pending = vec![(String::new(), dir.to_path_buf())];
     while let Some((prefix, current)) = pending.pop() {
@@ -120,10 +130,12 @@ pub fn walk_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
                 .file_type()
                 .map_err(|err| DataError::io(&full_path, err))?;
             if file_type.is_dir() {
-                if name != ".dvc" && name != ".git" {
+                if name != ".dvc" && name != ".git" && !is_excluded(&full_path, true)? {
                     pending.push((relpath, full_path));
                 }
-            } else if std::fs::metadata(&full_path).is_ok_and(|metadata| metadata.is_file()) {
+            } else if std::fs::metadata(&full_path).is_ok_and(|metadata| metadata.is_file())
+                && !is_excluded(&full_path, false)?
+            {
                 // Regular files and symlinks to files; symlinked directories
                 // are not followed (as `os.walk` does not), so cycles cannot loop.
                 files.push((relpath, full_path));

@@ -1,15 +1,18 @@
 //! Keel's data versioning, on DVC 3's on-disk formats byte for byte: directory
 //! manifests (`.dir` objects), `.dvc` files, the content-addressed cache and a
-//! state cache that spares re-hashing unchanged files.
+//! state cache that spares re-hashing unchanged files; DVC's link types
+//! (`cache.type`) and `.dvcignore`.
 
 pub mod cache;
 pub mod commit;
 pub mod config;
 pub mod diff;
 pub mod dvcfile;
+pub mod dvcignore;
 pub mod gc;
 pub mod git;
 pub mod hashing;
+pub mod link;
 pub mod ls;
 pub mod manifest;
 pub mod pyjson;

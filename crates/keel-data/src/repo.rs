@@ -1,12 +1,15 @@
 //! A DVC repository on disk: `init`, `add`, `status` and `checkout` over
-//! `.dvc` files, the cache and the state cache, as DVC 3 does them.
+//! `.dvc` files, the cache and the state cache, as DVC 3 does them, with the
+//! repository's link types (`cache.type`) and `.dvcignore` files.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use crate::cache::{write_atomic, Cache};
 use crate::dvcfile::{DvcFile, DvcOutput};
-use crate::hashing::{hash_files_parallel, walk_files};
+use crate::dvcignore::{DvcIgnore, DVCIGNORE_FILE};
+use crate::hashing::{hash_files_parallel, walk_files_except};
+use crate::link::{configured_link_types, is_plain_copy, LinkType, Linker};
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::state::StateCache;
 use crate::{DataError, Result};
@@ -54,6 +57,19 @@ pub struct CheckoutReport {
     pub restored: Vec<String>,
     /// Modified outputs left alone because `force` was not given.
     pub refused: Vec<String>,
+    /// Unchanged outputs re-created with the configured link type
+    /// (`relink`); DVC does not list them either.
+    pub relinked: Vec<String>,
+}
+
+/// What `checkout` may do beyond restoring deleted outputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Also restore modified outputs, discarding the workspace's changes.
+    pub force: bool,
+    /// Also re-create unchanged outputs with the configured link type
+    /// (DVC's `--relink`), e.g. after `cache.type` changed.
+    pub relink: bool,
 }
 
 /// One output of a `.dvc` file, as transfers see it.
@@ -71,6 +87,8 @@ pub struct Repo {
     cache: Cache,
     state: StateCache,
     no_scm: bool,
+    linker: Linker,
+    ignore: DvcIgnore,
 }
 
 fn usage(message: impl Into<String>) -> DataError {
@@ -130,10 +148,10 @@ impl Repo {
             .ok_or_else(|| {
                 usage("not inside a DVC repository (no .dvc directory here or above); run `keel data init` first")
             })?;
-        Ok(Repo::open(root))
+        Repo::open(root)
     }
 
-    fn open(root: &Path) -> Repo {
+    fn open(root: &Path) -> Result<Repo> {
         let dvc_dir = root.join(".dvc");
         let no_scm = std::fs::read_to_string(dvc_dir.join("config"))
             .map(|config| {
@@ -142,12 +160,14 @@ impl Repo {
                 })
             })
             .unwrap_or(false);
-        Repo {
+        Ok(Repo {
             root: root.to_path_buf(),
             cache: Cache::new(dvc_dir.join("cache")),
             state: StateCache::open(dvc_dir.join("tmp").join("keel-state.json")),
             no_scm,
-        }
+            linker: Linker::new(configured_link_types(root)?),
+            ignore: DvcIgnore::new(root),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -162,15 +182,28 @@ impl Repo {
         &self.state
     }
 
+    /// The repository's link types (`cache.type`), with what this
+    /// operation learnt about which ones work.
+    pub fn linker(&self) -> &Linker {
+        &self.linker
+    }
+
+    /// The files below `dir` that `.dvcignore` does not exclude, as
+    /// [`crate::hashing::walk_files`] lists them.
+    pub fn walk_files(&self, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+        walk_files_except(dir, |path, is_dir| self.ignore.is_ignored(path, is_dir))
+    }
+
     /// Whether the repository runs without git (`core.no_scm`), in which
     /// case `add` leaves `.gitignore` alone, as DVC does.
     pub fn no_scm(&self) -> bool {
         self.no_scm
     }
 
-    /// Tracks a file or directory: hashes it, copies it into the cache,
-    /// writes `<target>.dvc` beside it and ignores it in `.gitignore`.
-    /// Returns the `.dvc` file's path.
+    /// Tracks a file or directory: hashes it, puts it into the cache (then
+    /// links the workspace to it, per `cache.type`), writes `<target>.dvc`
+    /// beside it and ignores it in `.gitignore`. Returns the `.dvc` file's
+    /// path.
     pub fn add(&self, target: &Path) -> Result<PathBuf> {
         let absolute = std::fs::canonicalize(target)
             .map_err(|_| usage(format!("{}: no such file or directory", target.display())))?;
@@ -214,7 +247,8 @@ impl Repo {
     }
 
     /// The output a file or directory makes, under the name `path`; with
-    /// `store`, its objects also go into the cache.
+    /// `store`, its objects also go into the cache and its files are
+    /// replaced by links to them (unless `copy` is the link type that works).
     pub(crate) fn hash_output(
         &self,
         absolute: &Path,
@@ -240,28 +274,55 @@ impl Repo {
             });
         }
         let md5 = self.state.file_md5(absolute)?;
+        let isexec = is_executable(&metadata);
         if store {
-            self.cache.add_file(absolute, &md5)?;
+            self.store_and_relink(absolute, &md5, isexec)?;
         }
         Ok(DvcOutput {
             md5,
             size: Some(metadata.len()),
             nfiles: None,
-            isexec: is_executable(&metadata),
+            isexec,
             hash: Some("md5".to_owned()),
             path,
         })
     }
 
-    /// The manifest and total size of a directory; with `store`, each file
-    /// also goes into the cache. Files are hashed in parallel.
+    /// Caches one workspace file as object `md5`, then makes the file a
+    /// link to it with the configured type.
+    fn store_and_relink(&self, path: &Path, md5: &str, executable: bool) -> Result<()> {
+        self.cache.add_file_linked(path, md5, &self.linker)?;
+        let used = self
+            .cache
+            .relink_cached(md5, path, executable, &self.linker)?;
+        if used != LinkType::Copy {
+            self.state.record(path, md5)?;
+        }
+        Ok(())
+    }
+
+    /// The manifest and total size of a directory (files `.dvcignore`
+    /// excludes left out); with `store`, each file also goes into the cache
+    /// and is relinked. Files are hashed in parallel.
     pub(crate) fn hash_dir(&self, dir: &Path, store: bool) -> Result<(Manifest, u64)> {
-        let files = walk_files(dir)?;
+        let files = self.walk_files(dir)?;
+        // DVC refuses these: patterns inside a tracked directory would make
+        // its content depend on files it contains.
+        if let Some((_, path)) = files
+            .iter()
+            .find(|(_, path)| path.file_name().is_some_and(|name| name == DVCIGNORE_FILE))
+        {
+            let holder = path.parent().unwrap_or(dir);
+            return Err(usage(format!(
+                "{DVCIGNORE_FILE} file should not be in collected dir path: '{}'; move its patterns to a {DVCIGNORE_FILE} above the tracked directory",
+                holder.display()
+            )));
+        }
         let paths: Vec<PathBuf> = files.iter().map(|(_, path)| path.clone()).collect();
         let results = hash_files_parallel(&paths, |path| {
             let md5 = self.state.file_md5(path)?;
             if store {
-                self.cache.add_file(path, &md5)?;
+                self.store_and_relink(path, &md5, false)?;
             }
             Ok(md5)
         });
@@ -269,6 +330,7 @@ impl Repo {
         let mut total_size = 0;
         for ((relpath, path), result) in files.into_iter().zip(results) {
             let md5 = result?;
+            // Followed through a symlink: the object's size, the file's.
             total_size += std::fs::metadata(&path)
                 .map_err(|err| DataError::io(&path, err))?
                 .len();
@@ -277,9 +339,11 @@ impl Repo {
         Ok((Manifest::new(entries), total_size))
     }
 
-    /// Every `.dvc` file in the repository, sorted.
+    /// Every `.dvc` file in the repository that `.dvcignore` leaves in,
+    /// sorted.
     pub(crate) fn dvc_files(&self) -> Result<Vec<PathBuf>> {
-        Ok(walk_files(&self.root)?
+        Ok(self
+            .walk_files(&self.root)?
             .into_iter()
             .filter(|(relpath, _)| relpath.ends_with(".dvc"))
             .map(|(_, path)| path)
@@ -362,8 +426,19 @@ impl Repo {
     }
 
     /// Restores every deleted output from the cache, and every modified one
-    /// when `force` is set, checking each object's md5 while writing it.
+    /// when `force` is set, with the configured link types (a copy is
+    /// checked against its md5 while written).
     pub fn checkout(&self, force: bool) -> Result<CheckoutReport> {
+        self.checkout_with(CheckoutOptions {
+            force,
+            relink: false,
+        })
+    }
+
+    /// [`Repo::checkout`], and with `relink` every unchanged output
+    /// re-created with the configured link type too.
+    pub fn checkout_with(&self, options: CheckoutOptions) -> Result<CheckoutReport> {
+        let force = options.force;
         let mut report = CheckoutReport::default();
         for dvc_file in self.dvc_files()? {
             let parsed = DvcFile::read(&dvc_file)?;
@@ -371,7 +446,13 @@ impl Repo {
                 let workspace = Self::workspace_path(&dvc_file, output)?;
                 let shown = display_relative(&self.root, &workspace);
                 match self.output_status(&dvc_file, output)? {
-                    None | Some(OutputStatus::NotInCache) => continue,
+                    Some(OutputStatus::NotInCache) => continue,
+                    None if !options.relink => continue,
+                    None => {
+                        self.relink_output(output, &workspace)?;
+                        report.relinked.push(shown);
+                        continue;
+                    }
                     Some(OutputStatus::Modified) if !force => {
                         report.refused.push(shown);
                         continue;
@@ -379,11 +460,12 @@ impl Repo {
                     Some(OutputStatus::Modified | OutputStatus::Deleted) => {}
                 }
                 if output.is_dir() {
-                    self.restore_dir(&output.md5, &workspace)?;
+                    self.restore_dir(&output.md5, &workspace, false)?;
                 } else {
+                    // Unlinked first: never written through a link.
                     remove_any(&workspace)?;
                     self.cache
-                        .checkout_file(&output.md5, &workspace, output.isexec)?;
+                        .link_file(&output.md5, &workspace, output.isexec, &self.linker)?;
                     self.state.record(&workspace, &output.md5)?;
                 }
                 report.restored.push(shown);
@@ -393,7 +475,27 @@ impl Repo {
         Ok(report)
     }
 
-    fn restore_dir(&self, oid: &str, workspace: &Path) -> Result<()> {
+    /// Re-creates an unchanged output's files with the configured link
+    /// type. As DVC does, a plain copy stays when `copy` comes first.
+    fn relink_output(&self, output: &DvcOutput, workspace: &Path) -> Result<()> {
+        if output.is_dir() {
+            return self.restore_dir(&output.md5, workspace, true);
+        }
+        self.relink_file(&output.md5, workspace, output.isexec)
+    }
+
+    fn relink_file(&self, md5: &str, workspace: &Path, executable: bool) -> Result<()> {
+        if self.linker.types().first() == Some(&LinkType::Copy) && is_plain_copy(workspace) {
+            return Ok(());
+        }
+        // Made beside and renamed over the old entry, which is never
+        // written: a hardlink's object stays as it is.
+        self.cache
+            .link_file(md5, workspace, executable, &self.linker)?;
+        self.state.record(workspace, md5)
+    }
+
+    fn restore_dir(&self, oid: &str, workspace: &Path, relink: bool) -> Result<()> {
         let manifest = self.cache.read_manifest(oid)?;
         if !workspace.is_dir() {
             remove_any(workspace)?;
@@ -407,15 +509,23 @@ impl Repo {
                 })?;
             let destination = workspace.join(relative);
             expected.insert(entry.relpath.clone());
-            if destination.is_file() && self.state.file_md5(&destination)? == entry.md5 {
+            let unchanged =
+                destination.is_file() && self.state.file_md5(&destination)? == entry.md5;
+            if unchanged && relink {
+                self.relink_file(&entry.md5, &destination, false)?;
+                continue;
+            }
+            if unchanged {
                 continue;
             }
             remove_any(&destination)?;
-            self.cache.checkout_file(&entry.md5, &destination, false)?;
+            self.cache
+                .link_file(&entry.md5, &destination, false, &self.linker)?;
             self.state.record(&destination, &entry.md5)?;
         }
-        // Files the manifest does not list would make the directory differ.
-        for (relpath, path) in walk_files(workspace)? {
+        // Files the manifest does not list would make the directory differ
+        // (files `.dvcignore` excludes are not part of it, and stay).
+        for (relpath, path) in self.walk_files(workspace)? {
             if !expected.contains(&relpath) {
                 std::fs::remove_file(&path).map_err(|err| DataError::io(&path, err))?;
             }

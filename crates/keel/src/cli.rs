@@ -480,10 +480,19 @@ pub enum DataCommand {
         remote: Option<String>,
     },
     /// Restore tracked data from the cache
+    #[command(long_about = "Restore tracked data from the cache.\n\n\
+            Files are linked or copied as `cache.type` in .dvc/config (or .dvc/config.local) says: \
+            a comma-separated list of reflink, hardlink, symlink and copy, tried in order \
+            (default: reflink,copy). Set it with `dvc config cache.type hardlink,symlink` or by \
+            hand ([cache] section, `type = hardlink,symlink`); hardlinks and symlinks to the \
+            cache are read-only.")]
     Checkout {
         /// Overwrite files that were modified in the workspace
         #[arg(long, short)]
         force: bool,
+        /// Re-create unchanged files too, with the configured cache.type (e.g. after changing it)
+        #[arg(long)]
+        relink: bool,
     },
     /// Record the workspace's current content of tracked data in its .dvc files and the cache
     #[command(

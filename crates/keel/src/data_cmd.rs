@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use keel_data::gc::{self, GcScope};
 use keel_data::ls::LsOptions;
 use keel_data::remote::{ConfigLevel, RemoteConfig};
-use keel_data::repo::{Repo, StatusEntry, UP_TO_DATE_MESSAGE};
+use keel_data::repo::{CheckoutOptions, Repo, StatusEntry, UP_TO_DATE_MESSAGE};
 use keel_data::transfer::{self, CloudStatusEntry, TransferOptions, TransferReport};
 
 use crate::cli::{DataCommand, RemoteCommand, TransferArgs};
@@ -90,9 +90,10 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
             let remote = RemoteConfig::new(repo.root()).resolve(remote.as_deref())?;
             output = format_cloud_status(&remote.name, &transfer::cloud_status(&repo, &remote)?);
         }
-        DataCommand::Checkout { force } => {
+        DataCommand::Checkout { force, relink } => {
             let repo = Repo::find(cwd)?;
-            return checkout(&repo, force, output, String::new());
+            let options = CheckoutOptions { force, relink };
+            return checkout(&repo, options, output, String::new());
         }
         DataCommand::Commit { targets, force: _ } => {
             let repo = Repo::find(cwd)?;
@@ -184,7 +185,11 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
             let remote = RemoteConfig::new(repo.root()).resolve(transfer.remote.as_deref())?;
             let report = transfer::fetch(&repo, &remote, transfer_options(&transfer))?;
             let summary = transfer_summary(&report, "fetched");
-            let mut outcome = checkout(&repo, force, output, missing_warning(&report))?;
+            let options = CheckoutOptions {
+                force,
+                relink: false,
+            };
+            let mut outcome = checkout(&repo, options, output, missing_warning(&report))?;
             writeln!(outcome.output, "{summary}")?;
             return Ok(outcome);
         }
@@ -215,8 +220,13 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
     })
 }
 
-fn checkout(repo: &Repo, force: bool, mut output: String, warnings: String) -> Result<Outcome> {
-    let report = repo.checkout(force)?;
+fn checkout(
+    repo: &Repo,
+    options: CheckoutOptions,
+    mut output: String,
+    warnings: String,
+) -> Result<Outcome> {
+    let report = repo.checkout_with(options)?;
     for path in &report.restored {
         writeln!(output, "{:<8}{path}", "M")?;
     }
@@ -498,12 +508,24 @@ mod tests {
             "data.csv.dvc:\n\tchanged outs:\n\t\tmodified:           data.csv\n"
         );
 
-        let refused = run_in(root, DataCommand::Checkout { force: false });
+        let refused = run_in(
+            root,
+            DataCommand::Checkout {
+                force: false,
+                relink: false,
+            },
+        );
         assert!(refused
             .failure
             .is_some_and(|failure| failure.starts_with("data.csv modified")));
 
-        let forced = run_in(root, DataCommand::Checkout { force: true });
+        let forced = run_in(
+            root,
+            DataCommand::Checkout {
+                force: true,
+                relink: false,
+            },
+        );
         assert_eq!(forced.failure, None);
         assert_eq!(forced.output, "M       data.csv\n");
         assert_eq!(
