@@ -62,19 +62,24 @@ async fn show(State(service): State<MonitorService>, Path(name): Path<String>) -
     }
 }
 
+/// The JSON body, or the 400 answer for a body that is not JSON.
+fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
+    body.map(|Json(body)| body).map_err(|rejection| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON: {}", rejection.body_text()),
+        )
+    })
+}
+
 async fn put(
     State(service): State<MonitorService>,
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body must be JSON: {}", rejection.body_text()),
-            )
-        }
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     match service.put(&name, &body).await {
         Ok((spec, created)) => {
@@ -156,14 +161,9 @@ async fn labels(
     Path(model): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body must be JSON: {}", rejection.body_text()),
-            )
-        }
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let parsed = match parse_labels(&body) {
         Ok(parsed) => parsed,

@@ -41,8 +41,17 @@ pub struct ReproArgs {
     /// Run a failing stage's commands again up to N times before it counts as failed
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub retries: usize,
-    /// Record the repro as a run on the tracking server, each stage that runs as a child run
-    /// (its commands get MLFLOW_TRACKING_URI and MLFLOW_RUN_ID)
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
+}
+
+/// Where a repro's or a sweep's runs are recorded.
+#[derive(Debug, clap::Args)]
+pub struct TrackingArgs {
+    /// Record the work as a run on the tracking server, each stage or trial that runs as a child
+    /// run (its commands get MLFLOW_TRACKING_URI and MLFLOW_RUN_ID)
     #[arg(long)]
     pub track: bool,
     /// Tracking server (implies --track) [default: $KEEL_TRACKING_URI, $MLFLOW_TRACKING_URI, http://127.0.0.1:5000]
@@ -51,8 +60,29 @@ pub struct ReproArgs {
     /// Experiment of the tracked runs, created when missing (implies --track) [default: the repository's directory name]
     #[arg(long)]
     pub experiment: Option<String>,
-    /// Where stage commands run: local processes, or one Ray job each (the Ray
-    /// workers must see the workspace at the same path: a local head node, NFS, a shared volume)
+}
+
+impl TrackingArgs {
+    /// The server and experiment, when tracking is asked for.
+    pub fn resolve(&self, root: &Path) -> Option<(String, String)> {
+        if !self.track && self.tracking_uri.is_none() && self.experiment.is_none() {
+            return None;
+        }
+        let tracking_uri = crate::models_cmd::tracking_uri_from_env(self.tracking_uri.clone());
+        let experiment = self.experiment.clone().unwrap_or_else(|| {
+            root.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipelines".to_owned())
+        });
+        Some((tracking_uri, experiment))
+    }
+}
+
+/// Where commands run.
+#[derive(Debug, clap::Args)]
+pub struct ExecutorArgs {
+    /// Where commands run: local processes, or one Ray job each (the Ray workers must see
+    /// the workspace at the same path: a local head node, NFS, a shared volume)
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     pub executor: ExecutorKind,
     /// The Ray dashboard that --executor ray submits jobs to (its Jobs REST API)
@@ -63,6 +93,24 @@ pub struct ReproArgs {
         value_name = "URL"
     )]
     pub ray_address: String,
+}
+
+impl ExecutorArgs {
+    /// Connects first, so a wrong address fails before anything runs.
+    pub fn connect(&self, what: &str) -> Result<Executor> {
+        Ok(match self.executor {
+            ExecutorKind::Local => Executor::Local,
+            ExecutorKind::Ray => {
+                let ray = RayExecutor::connect(&self.ray_address)?;
+                println!(
+                    "Running {what} as jobs on Ray {} at {}",
+                    ray.ray_version(),
+                    ray.address()
+                );
+                Executor::Ray(ray)
+            }
+        })
+    }
 }
 
 /// The values of `keel repro --executor`.
@@ -157,19 +205,7 @@ pub fn repro(args: ReproArgs) -> Result<()> {
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    // Connect first, so a wrong address fails before any stage runs.
-    let executor = match args.executor {
-        ExecutorKind::Local => Executor::Local,
-        ExecutorKind::Ray => {
-            let ray = RayExecutor::connect(&args.ray_address)?;
-            println!(
-                "Running stage commands as jobs on Ray {} at {}",
-                ray.ray_version(),
-                ray.address()
-            );
-            Executor::Ray(ray)
-        }
-    };
+    let executor = args.executor.connect("stage commands")?;
     let options = ReproOptions {
         targets: args.targets,
         force: args.force,
@@ -181,13 +217,7 @@ pub fn repro(args: ReproArgs) -> Result<()> {
         retries: args.retries,
         executor,
     };
-    let tracker = if args.track || args.tracking_uri.is_some() || args.experiment.is_some() {
-        let tracking_uri = crate::models_cmd::tracking_uri_from_env(args.tracking_uri);
-        let experiment = args.experiment.unwrap_or_else(|| {
-            root.file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "pipelines".to_owned())
-        });
+    let tracker = if let Some((tracking_uri, experiment)) = args.tracking.resolve(&root) {
         let tracker = Tracker::start(&tracking_uri, &experiment, &root)
             .map_err(|reason| anyhow::anyhow!("cannot start tracking: {reason}"))?;
         println!(

@@ -13,9 +13,7 @@ use keel_pipeline::sweep::space::SearchSpace;
 use keel_pipeline::sweep::state::TrialState;
 use keel_pipeline::tracking::Tracker;
 
-use keel_pipeline::executor::{Executor, RayExecutor};
-
-use crate::pipeline_cmd::{cancel_on_ctrl_c, find_root, print_line, ExecutorKind};
+use crate::pipeline_cmd::{cancel_on_ctrl_c, find_root, print_line, ExecutorArgs, TrackingArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
@@ -68,27 +66,10 @@ pub struct SweepArgs {
     /// Forget an earlier sweep of this name and start over
     #[arg(long)]
     pub restart: bool,
-    /// Where trials run: local processes, or a Ray job each (the Ray workers must see the
-    /// workspace at the same path)
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
-    pub executor: ExecutorKind,
-    /// The Ray dashboard that --executor ray submits jobs to (its Jobs REST API)
-    #[arg(
-        long,
-        env = "RAY_ADDRESS",
-        default_value = "http://127.0.0.1:8265",
-        value_name = "URL"
-    )]
-    pub ray_address: String,
-    /// Record the sweep as a run on the tracking server, each trial as a child run
-    #[arg(long)]
-    pub track: bool,
-    /// Tracking server (implies --track) [default: $KEEL_TRACKING_URI, $MLFLOW_TRACKING_URI, http://127.0.0.1:5000]
-    #[arg(long)]
-    pub tracking_uri: Option<String>,
-    /// Experiment of the tracked runs, created when missing (implies --track) [default: the repository's directory name]
-    #[arg(long)]
-    pub experiment: Option<String>,
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
 }
 
 /// Points of a continuous parameter without `step`, `values` or `grid_points`, on a grid.
@@ -150,19 +131,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             })
             .collect()
     });
-    // Connect first, so a wrong address fails before any trial starts.
-    let executor = match args.executor {
-        ExecutorKind::Local => Executor::Local,
-        ExecutorKind::Ray => {
-            let ray = RayExecutor::connect(&args.ray_address)?;
-            println!(
-                "Running trials as jobs on Ray {} at {}",
-                ray.ray_version(),
-                ray.address()
-            );
-            Executor::Ray(ray)
-        }
-    };
+    let executor = args.executor.connect("trials")?;
     let sampler = sampler(args.strategy, &space, args.seed, direction)?;
     let options = SweepOptions {
         name: name.clone(),
@@ -180,17 +149,14 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         executor,
         restart: args.restart,
     };
-    let tracking = args.track || args.tracking_uri.is_some() || args.experiment.is_some();
-    let tracking_uri = crate::models_cmd::tracking_uri_from_env(args.tracking_uri.clone());
-    let experiment = args.experiment.clone().unwrap_or_else(|| {
-        root.file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipelines".to_owned())
-    });
     let factory_root = root.clone();
-    let factory =
-        move |parent| Tracker::start_parent(&tracking_uri, &experiment, &factory_root, parent);
-    let factory: Option<&TrackerFactory> = if tracking { Some(&factory) } else { None };
+    let factory = args
+        .tracking
+        .resolve(&root)
+        .map(|(tracking_uri, experiment)| {
+            move |parent| Tracker::start_parent(&tracking_uri, &experiment, &factory_root, parent)
+        });
+    let factory = factory.as_ref().map(|factory| factory as &TrackerFactory);
     let cancel = Arc::new(AtomicBool::new(false));
     cancel_on_ctrl_c(Arc::clone(&cancel));
     let report = driver::sweep(&root, options, sampler, factory, &cancel, &print_line)?;
