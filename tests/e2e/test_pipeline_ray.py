@@ -301,7 +301,7 @@ stages:
           cache: false
 """
 
-PREPARE_PY = """\
+REAL_PREPARE_PY = """\
 import os, sys, yaml
 split = sys.argv[1]
 seed = yaml.safe_load(open("params.yaml"))["prepare"]["seed"]
@@ -311,7 +311,7 @@ open(f"data/{split}.csv", "w").write("x,y\\n" + "\\n".join(rows) + "\\n")
 print(f"prepared {split}: {len(rows)} rows")
 """
 
-TRAIN_PY = """\
+REAL_TRAIN_PY = """\
 import json, mlflow, yaml
 lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
 rows = [tuple(map(float, line.split(","))) for line in open("data/train.csv").read().splitlines()[1:]]
@@ -325,7 +325,7 @@ json.dump({"w": w}, open("model.json", "w"))
 print(f"trained w={w:.4f}")
 """
 
-EVALUATE_PY = """\
+REAL_EVALUATE_PY = """\
 import json
 w = json.load(open("model.json"))["w"]
 rows = [tuple(map(float, line.split(","))) for line in open("data/test.csv").read().splitlines()[1:]]
@@ -342,7 +342,7 @@ def test_a_real_pipeline_runs_in_parallel_and_tracked(tmp_path, executor, tracki
         where = []
     raw = "x,y\n" + "\n".join(f"{x},{2 * x + 0.1 * (x % 3)}" for x in range(1, 21)) + "\n"
     repo = make_repo(tmp_path / "repo", REAL_YAML.format(python=sys.executable), {
-        "raw.csv": raw, "prepare.py": PREPARE_PY, "train.py": TRAIN_PY, "evaluate.py": EVALUATE_PY,
+        "raw.csv": raw, "prepare.py": REAL_PREPARE_PY, "train.py": REAL_TRAIN_PY, "evaluate.py": REAL_EVALUATE_PY,
         "params.yaml": "prepare:\n  seed: 1\ntrain:\n  lr: 0.002\n"})
     experiment_name = f"real-{executor}-{tmp_path.name}"
     result = run(repo, str(keel_bin()), "repro", "--jobs", "2", *where, "--track",
