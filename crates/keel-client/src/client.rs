@@ -52,6 +52,14 @@ fn quote_literal(value: &str) -> String {
     }
 }
 
+/// A dataset to log as a run input: MLflow's `Dataset` fields, and the
+/// role it plays in the run (`training`, `validation`, ...), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInput {
+    pub dataset: serde_json::Value,
+    pub context: Option<String>,
+}
+
 /// A blocking client of one tracking server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -260,16 +268,33 @@ impl Client {
     /// Logs a dataset (MLflow's `Dataset` fields: name, digest, source_type,
     /// source, schema, profile) as a training input of a run.
     pub fn log_dataset_input(&self, run_id: &str, dataset: serde_json::Value) -> Result<()> {
+        self.log_dataset_inputs(
+            run_id,
+            &[DatasetInput {
+                dataset,
+                context: Some("training".to_owned()),
+            }],
+        )
+    }
+
+    /// Logs datasets as inputs of a run in one `runs/log-inputs` request,
+    /// each tagged `mlflow.data.context` when it has a context.
+    pub fn log_dataset_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+        let datasets: Vec<serde_json::Value> = inputs
+            .iter()
+            .map(|input| {
+                let tags: Vec<serde_json::Value> = input
+                    .context
+                    .iter()
+                    .map(|context| json!({"key": "mlflow.data.context", "value": context}))
+                    .collect();
+                json!({"tags": tags, "dataset": input.dataset})
+            })
+            .collect();
         let request = self
             .agent
             .post(&self.url("/api/2.0/mlflow/runs/log-inputs"));
-        let body = json!({
-            "run_id": run_id,
-            "datasets": [{
-                "tags": [{"key": "mlflow.data.context", "value": "training"}],
-                "dataset": dataset,
-            }],
-        });
+        let body = json!({"run_id": run_id, "datasets": datasets});
         self.json::<serde_json::Value>(request, Some(body))?;
         Ok(())
     }

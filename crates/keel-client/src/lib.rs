@@ -9,7 +9,7 @@ mod error;
 mod model_ref;
 pub mod types;
 
-pub use client::Client;
+pub use client::{Client, DatasetInput};
 pub use download::{artifact_root_path, DownloadedFile};
 pub use error::{ClientError, Result};
 pub use model_ref::ModelRef;

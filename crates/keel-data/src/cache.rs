@@ -1,7 +1,7 @@
 //! DVC's content-addressed cache: `.dvc/cache/files/md5/<2 hex>/<30 hex>`
 //! (`.dir` suffix for directory manifests), with the 2.x layout
 //! `.dvc/cache/<2 hex>/<30 hex>` read as a fallback. Objects land whole
-//! (temp file in the same directory, then rename) and read-only.
+//! (temp file in the cache, then rename) and read-only.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -73,6 +73,15 @@ impl Cache {
             return Ok(());
         }
         linker.cache_file(source, &destination, md5)
+    }
+
+    /// Puts `source`, whose md5 is not known yet, into the cache the way
+    /// `linker` says, reading it once: the entry is made under a temp name
+    /// and hashed (a copy while it is written), then renamed to the object
+    /// its md5 names. Returns the md5.
+    pub fn add_new_file_linked(&self, source: &Path, linker: &Linker) -> Result<String> {
+        let objects_dir = self.root.join("files").join("md5");
+        linker.cache_new_file(source, &objects_dir, |md5| self.object_path(md5))
     }
 
     /// Makes `destination` an entry for object `md5` with the first of
@@ -256,6 +265,24 @@ pub(crate) fn write_verified(
     durable: bool,
 ) -> Result<()> {
     let mut temp = temp_file_beside(destination)?;
+    let actual = copy_hashing(reader, source, &mut temp)?;
+    if actual != expected_md5 {
+        return Err(DataError::CorruptObject {
+            path: source.to_path_buf(),
+            expected: expected_md5.to_owned(),
+            actual,
+        });
+    }
+    persist(temp, destination, mode, durable)
+}
+
+/// Streams `reader` (the file `source`) into `temp`; returns the md5 of the
+/// bytes written.
+fn copy_hashing(
+    reader: &mut impl Read,
+    source: &Path,
+    temp: &mut tempfile::NamedTempFile,
+) -> Result<String> {
     let mut hasher = Md5::new();
     crate::hashing::with_read_buffer(|buffer| {
         loop {
@@ -271,15 +298,84 @@ pub(crate) fn write_verified(
         }
         Ok(())
     })?;
-    let actual = hex::encode(hasher.finalize());
-    if actual != expected_md5 {
-        return Err(DataError::CorruptObject {
-            path: source.to_path_buf(),
-            expected: expected_md5.to_owned(),
-            actual,
-        });
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Copies `source`, whose md5 is not known yet, into the cache in one read:
+/// the bytes go to a read-only temp file in `temp_dir` and are hashed on the
+/// way, then the temp file is renamed to the object named by that md5 (so
+/// the object always holds the bytes its name says). Returns the md5.
+pub(crate) fn copy_new_object(
+    source: &Path,
+    temp_dir: &Path,
+    object_path: impl Fn(&str) -> PathBuf,
+) -> Result<String> {
+    let mut reader = File::open(source).map_err(|err| DataError::io(source, err))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".keel-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Read-only from creation: no chmod per object afterwards.
+        builder.permissions(std::fs::Permissions::from_mode(0o444));
     }
-    persist(temp, destination, mode, durable)
+    let mut temp = match builder.tempfile_in(temp_dir) {
+        Ok(temp) => temp,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(temp_dir).map_err(|err| DataError::io(temp_dir, err))?;
+            builder
+                .tempfile_in(temp_dir)
+                .map_err(|err| DataError::io(temp_dir, err))?
+        }
+        Err(err) => return Err(DataError::io(temp_dir, err)),
+    };
+    let md5 = copy_hashing(&mut reader, source, &mut temp)?;
+    ensure_read_only(temp.as_file(), temp.path())?;
+    persist_object(temp, &object_path(&md5))?;
+    Ok(md5)
+}
+
+/// Makes an object file 0444 if its creation mode did not (a umask that
+/// takes read bits away, or a platform without creation modes).
+fn ensure_read_only(file: &File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|err| DataError::io(path, err))?
+            .permissions()
+            .mode();
+        if mode & 0o777 == 0o444 {
+            return Ok(());
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(0o444))
+            .map_err(|err| DataError::io(path, err))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        set_mode(path, 0o444)
+    }
+}
+
+/// Renames a finished temp entry to `object`, creating its prefix
+/// directory the first time; an object already present (same name, so same
+/// bytes) is kept and the temp entry removed.
+pub(crate) fn persist_object<F>(temp: tempfile::NamedTempFile<F>, object: &Path) -> Result<()> {
+    if object.is_file() {
+        return Ok(());
+    }
+    let temp = match temp.persist(object) {
+        Ok(_) => return Ok(()),
+        Err(err) if err.error.kind() == std::io::ErrorKind::NotFound => err.file,
+        Err(err) => return Err(DataError::io(object, err.error)),
+    };
+    let dir = object.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| DataError::io(dir, err))?;
+    temp.persist(object)
+        .map_err(|err| DataError::io(object, err.error))?;
+    Ok(())
 }
 
 fn temp_file_beside(destination: &Path) -> Result<tempfile::NamedTempFile> {
@@ -333,6 +429,15 @@ pub(crate) fn write_atomic(destination: &Path, bytes: &[u8], mode: Option<u32>) 
     temp.write_all(bytes)
         .map_err(|err| DataError::io(temp.path(), err))?;
     persist(temp, destination, Some(mode.unwrap_or(0o644)), true)
+}
+
+/// As [`write_atomic`] (mode 0644), without the sync: for caches whose
+/// readers detect a torn file.
+pub(crate) fn write_atomic_unsynced(destination: &Path, bytes: &[u8]) -> Result<()> {
+    let mut temp = temp_file_beside(destination)?;
+    temp.write_all(bytes)
+        .map_err(|err| DataError::io(temp.path(), err))?;
+    persist(temp, destination, Some(0o644), NOT_SYNCED)
 }
 
 #[cfg(test)]

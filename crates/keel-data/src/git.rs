@@ -225,6 +225,98 @@ impl Git {
     }
 }
 
+impl Git {
+    /// The URL of the `origin` remote, if one is configured.
+    pub fn origin_url(&self) -> Result<Option<String>> {
+        let output = self
+            .command()
+            .args(["config", "--get", "remote.origin.url"])
+            .output()
+            .map_err(|err| git_missing(&self.dvc_root, err))?;
+        let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        Ok((output.status.success() && !url.is_empty()).then_some(url))
+    }
+
+    /// The blobs at or below `path` (relative to the DVC root, `/`-separated)
+    /// in `commit`'s tree, sorted by path; empty when git tracks nothing there.
+    pub fn files_at(&self, commit: &str, path: &str) -> Result<Vec<TreeBlob>> {
+        let full_path = format!("{}{}", self.prefix, path.trim_end_matches('/'));
+        let listing = self.run(&[
+            "ls-tree",
+            "-r",
+            "-z",
+            "--full-tree",
+            commit,
+            "--",
+            &full_path,
+        ])?;
+        let mut files = Vec::new();
+        for record in listing.split(|byte| *byte == 0) {
+            let Ok(record) = std::str::from_utf8(record) else {
+                continue;
+            };
+            let Some((header, full_path)) = record.split_once('\t') else {
+                continue;
+            };
+            let mut fields = header.split(' ');
+            let (Some(mode), Some("blob"), Some(blob)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let Some(path) = full_path.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            files.push(TreeBlob {
+                path: path.to_owned(),
+                blob: blob.to_owned(),
+                mode: mode.to_owned(),
+            });
+        }
+        files.sort_by(|left, right| left.path.cmp(&right.path));
+        Ok(files)
+    }
+
+    /// Clones `url` into `destination` without checking out a work tree
+    /// (and, from a remote host, without blobs until they are read).
+    pub fn clone_bare_tree(url: &str, destination: &Path) -> Result<Git> {
+        let is_local = Path::new(url).exists();
+        let mut command = Command::new("git");
+        command
+            .args(["clone", "--no-checkout", "--quiet"])
+            .stdin(Stdio::null());
+        if !is_local {
+            command.arg("--filter=blob:none");
+        }
+        let output = command
+            .arg("--")
+            .arg(url)
+            .arg(destination)
+            .output()
+            .map_err(|err| git_missing(destination, err))?;
+        if !output.status.success() {
+            return Err(usage(format!(
+                "cannot clone {url}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(Git {
+            dvc_root: destination.to_path_buf(),
+            prefix: String::new(),
+        })
+    }
+}
+
+/// A blob of a revision's tree, with its git file mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeBlob {
+    /// Path relative to the DVC root, `/`-separated.
+    pub path: String,
+    pub blob: String,
+    /// `100644`, `100755` (executable) or `120000` (symbolic link).
+    pub mode: String,
+}
+
 fn git_missing(dir: &Path, err: std::io::Error) -> DataError {
     if err.kind() == std::io::ErrorKind::NotFound {
         return usage(

@@ -58,28 +58,43 @@ pub fn hash_files_parallel<F>(paths: &[PathBuf], hash_one: F) -> Vec<Result<Stri
 where
     F: Fn(&Path) -> Result<String> + Sync,
 {
+    run_parallel(paths, hash_one)
+}
+
+/// Runs `work` on every path, in parallel across the available cores (one
+/// shared queue, so a few large files do not leave a core idle); results
+/// come back in the order of `paths`.
+pub fn run_parallel<T, F>(paths: &[PathBuf], work: F) -> Vec<Result<T>>
+where
+    T: Send,
+    F: Fn(&Path) -> Result<T> + Sync,
+{
     let n_workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(paths.len())
         .max(1);
     let next_idx = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<String>>>> =
-        paths.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..n_workers {
-            scope.spawn(|| loop {
-                let path_idx = next_idx.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = paths.get(path_idx) else {
-                    break;
-                };
-                let result = hash_one(path);
-                if let Ok(mut slot) = results[path_idx].lock() {
-                    *slot = Some(result);
-                }
-            });
+    let results: Vec<Mutex<Option<Result<T>>>> = paths.iter().map(|_| Mutex::new(None)).collect();
+    let run_worker = || loop {
+        let path_idx = next_idx.fetch_add(1, Ordering::Relaxed);
+        let Some(path) = paths.get(path_idx) else {
+            break;
+        };
+        let result = work(path);
+        if let Ok(mut slot) = results[path_idx].lock() {
+            *slot = Some(result);
         }
-    });
+    };
+    if n_workers == 1 {
+        run_worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..n_workers {
+                scope.spawn(run_worker);
+            }
+        });
+    }
     results
         .into_iter()
         .zip(paths)
@@ -106,6 +121,18 @@ pub fn walk_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// `.gitignore`, nothing below it can be included again).
 pub fn walk_files_except(
     dir: &Path,
+    is_excluded: impl FnMut(&Path, bool) -> Result<bool>,
+) -> Result<Vec<(String, PathBuf)>> {
+    walk_files_named(dir, |_| true, is_excluded)
+}
+
+/// As [`walk_files_except`], keeping only files whose name passes
+/// `keeps_name`; the others are neither stat-ed nor matched, so looking for
+/// a few files (`*.dvc`) in a large tree costs one directory read per
+/// directory.
+pub fn walk_files_named(
+    dir: &Path,
+    keeps_name: impl Fn(&str) -> bool,
     mut is_excluded: impl FnMut(&Path, bool) -> Result<bool>,
 ) -> Result<Vec<(String, PathBuf)>> {
     let mut files = Vec::new();
@@ -114,8 +141,15 @@ pub fn walk_files_except(
         let read_dir = std::fs::read_dir(&current).map_err(|err| DataError::io(&current, err))?;
         for dir_entry in read_dir {
             let dir_entry = dir_entry.map_err(|err| DataError::io(&current, err))?;
+            let file_type = dir_entry
+                .file_type()
+                .map_err(|err| DataError::io(dir_entry.path(), err))?;
+            let file_name = dir_entry.file_name();
+            if !file_type.is_dir() && file_name.to_str().is_some_and(|name| !keeps_name(name)) {
+                continue;
+            }
             let full_path = dir_entry.path();
-            let name = dir_entry.file_name().into_string().map_err(|_| {
+            let name = file_name.into_string().map_err(|_| {
                 DataError::io(
                     &full_path,
                     std::io::Error::other("file name is not valid UTF-8"),
@@ -126,18 +160,20 @@ pub fn walk_files_except(
             } else {
                 format!("{prefix}/{name}")
             };
-            let file_type = dir_entry
-                .file_type()
-                .map_err(|err| DataError::io(&full_path, err))?;
             if file_type.is_dir() {
                 if name != ".dvc" && name != ".git" && !is_excluded(&full_path, true)? {
                     pending.push((relpath, full_path));
                 }
-            } else if std::fs::metadata(&full_path).is_ok_and(|metadata| metadata.is_file())
-                && !is_excluded(&full_path, false)?
-            {
-                // Regular files and symlinks to files; symlinked directories
-                // are not followed (as `os.walk` does not), so cycles cannot loop.
+                continue;
+            }
+            // Regular files and symlinks to files (the type from the
+            // directory entry; only a symlink is stat-ed); symlinked
+            // directories are not followed (as `os.walk` does not), so
+            // cycles cannot loop.
+            let is_file = file_type.is_file()
+                || (file_type.is_symlink()
+                    && std::fs::metadata(&full_path).is_ok_and(|metadata| metadata.is_file()));
+            if is_file && !is_excluded(&full_path, false)? {
                 files.push((relpath, full_path));
             }
         }

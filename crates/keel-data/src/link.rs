@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cache::{set_mode, write_verified, NOT_SYNCED};
+use crate::cache::{copy_new_object, persist_object, set_mode, write_verified, NOT_SYNCED};
 use crate::config::ConfigFile;
 use crate::{hashing, DataError, Result};
 
@@ -216,6 +216,46 @@ impl Linker {
             persist(temp, object)
         })?;
         Ok(())
+    }
+
+    /// Puts `source`, whose md5 is not known yet, into the cache in one
+    /// read: reflinked (or hardlinked when `cache.type` starts with it)
+    /// under a temp name in `temp_dir` and read back to hash it, or copied
+    /// there with the md5 computed over the bytes written; then renamed to
+    /// `object_path(md5)`, read-only. Returns the md5.
+    pub(crate) fn cache_new_file(
+        &self,
+        source: &Path,
+        temp_dir: &Path,
+        object_path: impl Fn(&str) -> PathBuf,
+    ) -> Result<String> {
+        let mut hashed = None;
+        // Only its directory is used: temp names are made there.
+        let temp_beside = temp_dir.join("new-object");
+        self.to_cache.run(&temp_beside, |link_type| {
+            if link_type == LinkType::Copy {
+                let md5 =
+                    copy_new_object(source, temp_dir, &object_path).map_err(Failure::Fatal)?;
+                hashed = Some(md5);
+                return Ok(());
+            }
+            let is_regular = std::fs::symlink_metadata(source).is_ok_and(|meta| meta.is_file());
+            if !is_regular {
+                return Err(Failure::ThisFileOnly(io::Error::from(
+                    io::ErrorKind::InvalidInput,
+                )));
+            }
+            let temp = make_beside(&temp_beside, link_type, |temp_path| {
+                make_entry(link_type, source, temp_path)
+            })?;
+            let md5 = hashing::file_md5(temp.path()).map_err(Failure::Fatal)?;
+            set_mode(temp.path(), 0o444).map_err(Failure::Fatal)?;
+            persist_object(temp, &object_path(&md5)).map_err(Failure::Fatal)?;
+            hashed = Some(md5);
+            Ok(())
+        })?;
+        hashed
+            .ok_or_else(|| DataError::io(source, io::Error::other("no link type cached the file")))
     }
 
     /// Makes `destination` an entry for the cache object `object` (whose

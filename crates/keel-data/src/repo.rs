@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::cache::{write_atomic, Cache};
 use crate::dvcfile::{DvcFile, DvcOutput};
 use crate::dvcignore::{DvcIgnore, DVCIGNORE_FILE};
-use crate::hashing::{hash_files_parallel, walk_files_except};
+use crate::hashing::{run_parallel, walk_files_except, walk_files_named};
 use crate::link::{configured_link_types, is_plain_copy, LinkType, Linker};
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::state::StateCache;
@@ -163,7 +163,7 @@ impl Repo {
         Ok(Repo {
             root: root.to_path_buf(),
             cache: Cache::new(dvc_dir.join("cache")),
-            state: StateCache::open(dvc_dir.join("tmp").join("keel-state.json")),
+            state: StateCache::open(dvc_dir.join("tmp").join("keel-state")),
             no_scm,
             linker: Linker::new(configured_link_types(root)?),
             ignore: DvcIgnore::new(root),
@@ -273,11 +273,8 @@ impl Repo {
                 path,
             });
         }
-        let md5 = self.state.file_md5(absolute)?;
         let isexec = is_executable(&metadata);
-        if store {
-            self.store_and_relink(absolute, &md5, isexec)?;
-        }
+        let md5 = self.hash_file(absolute, &metadata, store, isexec)?;
         Ok(DvcOutput {
             md5,
             size: Some(metadata.len()),
@@ -288,10 +285,39 @@ impl Repo {
         })
     }
 
+    /// The md5 of one workspace file (`metadata` is its, followed through
+    /// symlinks); with `store`, the file also goes into the cache and is
+    /// relinked. A file the state cache does not know is read once: hashed
+    /// while it is put into the cache.
+    fn hash_file(
+        &self,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+        store: bool,
+        executable: bool,
+    ) -> Result<String> {
+        if !store {
+            return self.state.file_md5_with(path, metadata);
+        }
+        if let Some(md5) = self.state.known_md5(path, metadata) {
+            self.store_and_relink(path, &md5, executable)?;
+            return Ok(md5);
+        }
+        let md5 = self.cache.add_new_file_linked(path, &self.linker)?;
+        self.state.record_hashed(path, metadata, &md5);
+        self.relink(path, &md5, executable)?;
+        Ok(md5)
+    }
+
     /// Caches one workspace file as object `md5`, then makes the file a
     /// link to it with the configured type.
     fn store_and_relink(&self, path: &Path, md5: &str, executable: bool) -> Result<()> {
         self.cache.add_file_linked(path, md5, &self.linker)?;
+        self.relink(path, md5, executable)
+    }
+
+    /// Makes a file just cached as object `md5` a link to it.
+    fn relink(&self, path: &Path, md5: &str, executable: bool) -> Result<()> {
         let used = self
             .cache
             .relink_cached(md5, path, executable, &self.linker)?;
@@ -319,21 +345,17 @@ impl Repo {
             )));
         }
         let paths: Vec<PathBuf> = files.iter().map(|(_, path)| path.clone()).collect();
-        let results = hash_files_parallel(&paths, |path| {
-            let md5 = self.state.file_md5(path)?;
-            if store {
-                self.store_and_relink(path, &md5, false)?;
-            }
-            Ok(md5)
+        let results = run_parallel(&paths, |path| {
+            // Followed through a symlink: the object's size, the file's.
+            let metadata = std::fs::metadata(path).map_err(|err| DataError::io(path, err))?;
+            let md5 = self.hash_file(path, &metadata, store, false)?;
+            Ok((md5, metadata.len()))
         });
         let mut entries = Vec::with_capacity(files.len());
         let mut total_size = 0;
-        for ((relpath, path), result) in files.into_iter().zip(results) {
-            let md5 = result?;
-            // Followed through a symlink: the object's size, the file's.
-            total_size += std::fs::metadata(&path)
-                .map_err(|err| DataError::io(&path, err))?
-                .len();
+        for ((relpath, _), result) in files.into_iter().zip(results) {
+            let (md5, size) = result?;
+            total_size += size;
             entries.push(ManifestEntry { md5, relpath });
         }
         Ok((Manifest::new(entries), total_size))
@@ -342,12 +364,12 @@ impl Repo {
     /// Every `.dvc` file in the repository that `.dvcignore` leaves in,
     /// sorted.
     pub(crate) fn dvc_files(&self) -> Result<Vec<PathBuf>> {
-        Ok(self
-            .walk_files(&self.root)?
-            .into_iter()
-            .filter(|(relpath, _)| relpath.ends_with(".dvc"))
-            .map(|(_, path)| path)
-            .collect())
+        let found = walk_files_named(
+            &self.root,
+            |name| name.ends_with(".dvc"),
+            |path, is_dir| self.ignore.is_ignored(path, is_dir),
+        )?;
+        Ok(found.into_iter().map(|(_, path)| path).collect())
     }
 
     pub(crate) fn workspace_path(dvc_file: &Path, output: &DvcOutput) -> Result<PathBuf> {
@@ -374,11 +396,7 @@ impl Repo {
             if manifest.oid() != output.md5 {
                 return Ok(Some(OutputStatus::Modified));
             }
-            let all_cached = self.cache.find(&output.md5).is_some()
-                && manifest
-                    .entries()
-                    .iter()
-                    .all(|entry| self.cache.find(&entry.md5).is_some());
+            let all_cached = self.cache.find(&output.md5).is_some() && self.all_in_cache(&manifest);
             return Ok((!all_cached).then_some(OutputStatus::NotInCache));
         }
         if metadata.is_dir() || self.state.file_md5(&workspace)? != output.md5 {
@@ -389,6 +407,24 @@ impl Repo {
             .find(&output.md5)
             .is_none()
             .then_some(OutputStatus::NotInCache))
+    }
+
+    /// Whether every file of `manifest` is in the cache (looked up in
+    /// parallel: one stat per file).
+    fn all_in_cache(&self, manifest: &Manifest) -> bool {
+        let object_paths: Vec<PathBuf> = manifest
+            .entries()
+            .iter()
+            .map(|entry| self.cache.object_path(&entry.md5))
+            .collect();
+        let found = run_parallel(&object_paths, |object| Ok(object.is_file()));
+        // A miss may still be in the 2.x layout (rare: looked up one by one).
+        found
+            .into_iter()
+            .zip(manifest.entries())
+            .all(|(present, entry)| {
+                present.is_ok_and(|present| present) || self.cache.find(&entry.md5).is_some()
+            })
     }
 
     /// Every output of every `.dvc` file, in file order.

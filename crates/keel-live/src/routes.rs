@@ -62,14 +62,10 @@ async fn show(State(service): State<MonitorService>, Path(name): Path<String>) -
     }
 }
 
-/// The JSON body, or the 400 answer for a body that is not JSON.
-fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
-    body.map(|Json(body)| body).map_err(|rejection| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be JSON: {}", rejection.body_text()),
-        )
-    })
+/// The JSON body, or why it is not JSON.
+fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, String> {
+    body.map(|Json(body)| body)
+        .map_err(|rejection| format!("the body must be JSON: {}", rejection.body_text()))
 }
 
 async fn put(
@@ -79,7 +75,7 @@ async fn put(
 ) -> Response {
     let body = match json_body(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match service.put(&name, &body).await {
         Ok((spec, created)) => {
@@ -163,7 +159,7 @@ async fn labels(
 ) -> Response {
     let body = match json_body(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let parsed = match parse_labels(&body) {
         Ok(parsed) => parsed,

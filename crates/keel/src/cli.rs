@@ -469,6 +469,33 @@ pub enum DataCommand {
         /// Files or directories to track
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Then log the added versions as dataset inputs of this tracking run (as `log-input` does)
+        #[arg(long, value_name = "RUN_ID")]
+        log_to_run: Option<String>,
+        /// Role of the data in the run for --log-to-run (mlflow.data.context), e.g. training
+        #[arg(long, requires = "log_to_run")]
+        context: Option<String>,
+        /// Tracking server for --log-to-run [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+        #[arg(long, requires = "log_to_run")]
+        tracking_uri: Option<String>,
+    },
+    /// Log tracked data versions (path, md5, size, git commit, remote) as dataset inputs of a tracking run
+    LogInput {
+        /// Tracked files or directories (or their .dvc files)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The run [default: $MLFLOW_RUN_ID]
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Tracking server [default: $KEEL_TRACKING_URI, else $MLFLOW_TRACKING_URI, else http://127.0.0.1:5000]
+        #[arg(long)]
+        tracking_uri: Option<String>,
+        /// Role of the data in the run (mlflow.data.context), e.g. training or validation
+        #[arg(long)]
+        context: Option<String>,
+        /// Dataset name [default: the path]; only with a single PATH
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Show tracked data that differs from its .dvc file (or, with --cloud, from the remote)
     Status {
@@ -567,6 +594,22 @@ pub enum DataCommand {
     /// Configure data remotes in .dvc/config, as `dvc remote` does
     #[command(subcommand)]
     Remote(RemoteCommand),
+    /// Download a file or directory of another repository (DVC-tracked or in git) without tracking it, as `dvc get` does
+    Get {
+        /// The repository: a git URL or the path of a local git repository
+        url: String,
+        /// Path of the file or directory in that repository, relative to its root
+        path: String,
+        /// Destination [default: the path's base name here; inside OUT when OUT is a directory]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Git revision to read (branch, tag or commit) [default: HEAD]
+        #[arg(long)]
+        rev: Option<String>,
+        /// Replace the destination if it exists
+        #[arg(long, short)]
+        force: bool,
+    },
     /// Upload tracked data from the cache to a remote
     Push(TransferArgs),
     /// Download tracked data from a remote into the cache
@@ -623,14 +666,14 @@ pub struct TransferArgs {
     /// Remote to use (default: the configured default remote)
     #[arg(long, short)]
     pub remote: Option<String>,
-    /// Parallel copies (default: the number of cores)
+    /// Parallel transfers (default: the number of cores for a local directory, 16 for cloud storage)
     #[arg(long, short)]
     pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
-    /// Add a remote: a local directory (cloud URLs are stored but cannot be used yet)
+    /// Add a remote: a local directory, or s3://, gs:// or azure:// storage (options with `remote modify`)
     Add {
         name: String,
         url: String,

@@ -1,8 +1,11 @@
 //! `keel data`: DVC-compatible data versioning from the terminal — `init`,
 //! `add`, `status`, `commit`, `checkout`, `diff`, `ls`, `gc`, `remote`,
 //! `push`, `fetch`, `pull` — on the files `dvc` itself reads and writes, so a
-//! repository can be driven by either tool.
+//! repository can be driven by either tool; `log-input` records tracked data
+//! versions as dataset inputs of a tracking run, and `get` downloads data of
+//! another repository as `dvc get` does.
 
+mod lineage;
 mod report;
 
 use std::fmt::Write as _;
@@ -11,12 +14,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use keel_data::gc::{self, GcScope};
+use keel_data::get::GetRequest;
 use keel_data::ls::LsOptions;
 use keel_data::remote::{ConfigLevel, RemoteConfig};
 use keel_data::repo::{CheckoutOptions, Repo, StatusEntry, UP_TO_DATE_MESSAGE};
 use keel_data::transfer::{self, CloudStatusEntry, TransferOptions, TransferReport};
 
 use crate::cli::{DataCommand, RemoteCommand, TransferArgs};
+use lineage::LogTarget;
 
 pub fn run(command: DataCommand) -> Result<()> {
     let cwd = std::env::current_dir()?;
@@ -45,11 +50,20 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
             Repo::init(cwd)?;
             writeln!(output, "Initialized DVC repository.")?;
         }
-        DataCommand::Add { paths } => {
+        DataCommand::Add {
+            paths,
+            log_to_run,
+            context,
+            tracking_uri,
+        } => {
+            // Resolved first: a bad flag should fail before anything is hashed.
+            let log_target = log_to_run
+                .map(|run_id| LogTarget::resolve(Some(run_id), tracking_uri, context, None))
+                .transpose()?;
             let repo = Repo::find(cwd)?;
             let mut to_git_add = Vec::new();
-            for path in paths {
-                let full_path = cwd.join(&path);
+            for path in &paths {
+                let full_path = cwd.join(path);
                 if std::fs::symlink_metadata(&full_path).is_err() {
                     bail!("{}: no such file or directory", path.display());
                 }
@@ -71,6 +85,19 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
                     to_git_add.join(" ")
                 )?;
             }
+            if let Some(target) = log_target {
+                output.push_str(&lineage::log_inputs(cwd, &paths, &target)?);
+            }
+        }
+        DataCommand::LogInput {
+            paths,
+            run_id,
+            tracking_uri,
+            context,
+            name,
+        } => {
+            let target = LogTarget::resolve(run_id, tracking_uri, context, name)?;
+            output = lineage::log_inputs(cwd, &paths, &target)?;
         }
         DataCommand::Status {
             cloud: false,
@@ -153,6 +180,22 @@ fn execute(cwd: &Path, command: DataCommand) -> Result<Outcome> {
                 all_commits,
             };
             return collect_garbage(cwd, scope, cloud, remote.as_deref(), dry, force);
+        }
+        DataCommand::Get {
+            url,
+            path,
+            out,
+            rev,
+            force,
+        } => {
+            let request = GetRequest {
+                url: &url,
+                path: &path,
+                rev: rev.as_deref(),
+                out: out.as_deref(),
+                force,
+            };
+            keel_data::get::get(cwd, &request)?;
         }
         DataCommand::Remote(remote_command) => {
             let repo = Repo::find(cwd)?;
@@ -479,6 +522,9 @@ mod tests {
             root,
             DataCommand::Add {
                 paths: vec!["data.csv".into(), "images".into()],
+                log_to_run: None,
+                context: None,
+                tracking_uri: None,
             },
         );
         assert!(root.join("data.csv.dvc").is_file());
@@ -567,6 +613,9 @@ mod tests {
             dir.path(),
             DataCommand::Add {
                 paths: vec!["nope.csv".into()],
+                log_to_run: None,
+                context: None,
+                tracking_uri: None,
             },
         )
         .expect_err("missing");
